@@ -1,0 +1,24 @@
+# Shared set-up for scripts/*: one virtual environment in .venv with everything installed.
+# Sourced, not run. Idempotent: a second run only checks that the install is complete.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# Model weights that no registry ships come from the shared mirror beside the clone
+# (the project's model store also knows the official URLs; see docs/models.md).
+if [ -z "${NLS_MODEL_MIRROR:-}" ] && [ -d "$ROOT/../shared/models" ]; then
+  export NLS_MODEL_MIRROR="$(cd "$ROOT/../shared/models" && pwd)"
+fi
+if [ -z "${NLS_EVAL_DIR:-}" ] && [ -d "$ROOT/../shared/eval" ]; then
+  export NLS_EVAL_DIR="$(cd "$ROOT/../shared/eval" && pwd)"
+fi
+stamp=".venv/.installed-$(cat pyproject.toml scripts/env.sh | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  rm -f .venv/.installed-* && touch "$stamp"
+fi
+export PATH="$ROOT/.venv/bin:$PATH"
