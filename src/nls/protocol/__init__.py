@@ -1,0 +1,118 @@
+"""The NLS wire protocol as sans-I/O state machines, shared by the SDK and the gateway.
+
+``ClientProtocol`` and ``ServerProtocol`` take frames in and give events and frames out;
+the front-ends (``nls.asyncio``, ``nls_gateway``) move the bytes. Stdlib only.
+"""
+
+from __future__ import annotations
+
+from nls.protocol.client import ClientProtocol
+from nls.protocol.commands import (
+    COMMAND_TYPES,
+    Command,
+    ControlTranscriber,
+    FlushText,
+    GenericCommand,
+    RunSynthesis,
+    StartRecognition,
+    StartSynthesis,
+    StartTranscription,
+    StopRecognition,
+    StopSynthesis,
+    StopTranscription,
+)
+from nls.protocol.constants import (
+    DEFAULT_CONTEXT,
+    DEFAULT_URL,
+    MAX_FRAME_BYTES,
+    Namespace,
+    Status,
+    default_context,
+)
+from nls.protocol.events import (
+    EVENT_TYPES,
+    AudioData,
+    Event,
+    MetaInfo,
+    RecognitionCompleted,
+    RecognitionResultChanged,
+    RecognitionStarted,
+    SentenceBegin,
+    SentenceEnd,
+    SentenceSynthesis,
+    SynthesisCompleted,
+    SynthesisStarted,
+    TaskFailed,
+    TranscriptionCompleted,
+    TranscriptionResultChanged,
+    TranscriptionStarted,
+    UnknownEvent,
+    event_from_message,
+)
+from nls.protocol.messages import (
+    Header,
+    Message,
+    is_valid_id,
+    new_id,
+    parse_message,
+    serialize_command,
+    serialize_event,
+)
+from nls.protocol.server import AudioReceived, CommandReceived, ServerProtocol
+from nls.protocol.states import SPECS, NamespaceSpec, Step, TaskState, spec_for, transition
+
+__all__ = [
+    "COMMAND_TYPES",
+    "DEFAULT_CONTEXT",
+    "DEFAULT_URL",
+    "EVENT_TYPES",
+    "MAX_FRAME_BYTES",
+    "SPECS",
+    "AudioData",
+    "AudioReceived",
+    "ClientProtocol",
+    "Command",
+    "CommandReceived",
+    "ControlTranscriber",
+    "Event",
+    "FlushText",
+    "GenericCommand",
+    "Header",
+    "Message",
+    "MetaInfo",
+    "Namespace",
+    "NamespaceSpec",
+    "RecognitionCompleted",
+    "RecognitionResultChanged",
+    "RecognitionStarted",
+    "RunSynthesis",
+    "SentenceBegin",
+    "SentenceEnd",
+    "SentenceSynthesis",
+    "ServerProtocol",
+    "StartRecognition",
+    "StartSynthesis",
+    "StartTranscription",
+    "Status",
+    "Step",
+    "StopRecognition",
+    "StopSynthesis",
+    "StopTranscription",
+    "SynthesisCompleted",
+    "SynthesisStarted",
+    "TaskFailed",
+    "TaskState",
+    "TranscriptionCompleted",
+    "TranscriptionResultChanged",
+    "TranscriptionStarted",
+    "UnknownEvent",
+    "default_context",
+    "event_from_message",
+    "is_valid_id",
+    "new_id",
+    "parse_message",
+    "serialize_command",
+    "serialize_event",
+    "spec_for",
+    "transition",
+]
