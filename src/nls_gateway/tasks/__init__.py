@@ -1,0 +1,1 @@
+"""Per-namespace task handlers: engine results ↔ NLS events."""
