@@ -152,9 +152,12 @@ class TaskHandler(abc.ABC):
 
     async def on_command(self, command: Command) -> None:
         """A mid-task command (ControlTranscriber, RunSynthesis, FlushText)."""
+        raise TaskError(40010003, f"Gateway:DIRECTIVE_INVALID:Invalid directive '{command.name}'!")
 
+    @abc.abstractmethod
     async def on_stop(self) -> None:
         """The client's Stop: send remaining results, then ``*Completed``."""
 
     async def close(self) -> None:
         """Release everything; cancel background work. Idempotent."""
+        return None
