@@ -58,21 +58,25 @@ def chunk(tag: bytes, payload: bytes) -> bytes:
 
 
 def _frames(samples: Int16, rate: int, size: int) -> Iterator[av.AudioFrame]:
-    for i in range(0, len(samples), size):
-        piece = samples[i : i + size]
-        if len(piece) < size:  # encoders with a fixed frame size want whole frames
-            piece = np.concatenate([piece, np.zeros(size - len(piece), np.int16)])
-        frame = av.AudioFrame.from_ndarray(piece[None, :].copy(), format="s16", layout="mono")
+    """Frames of ``size`` samples from mono ``(n,)`` or planar stereo ``(2, n)`` int16."""
+    planes = samples if samples.ndim == 2 else samples[None, :]
+    layout, fmt = ("stereo", "s16p") if len(planes) == 2 else ("mono", "s16")
+    for i in range(0, planes.shape[1], size):
+        piece = planes[:, i : i + size]
+        if piece.shape[1] < size:  # encoders with a fixed frame size want whole frames
+            piece = np.pad(piece, ((0, 0), (0, size - piece.shape[1])))
+        frame = av.AudioFrame.from_ndarray(piece.copy(), format=fmt, layout=layout)
         frame.sample_rate = rate
         frame.pts = i
         yield frame
 
 
 def container_bytes(samples: Int16, rate: int, fmt: str, codec: str, frame_size: int) -> bytes:
-    """Encode mono int16 into a container (``ogg``, ``mp3``, ``adts``, ``amr``)."""
+    """Encode int16 (mono, or planar stereo) into ``ogg``, ``mp3``, ``adts`` or ``amr``."""
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=rate, layout="mono")
+        layout = "stereo" if samples.ndim == 2 else "mono"
+        stream = out.add_stream(codec, rate=rate, layout=layout)
         for frame in _frames(samples, rate, stream.codec_context.frame_size or frame_size):
             for packet in stream.encode(frame):
                 out.mux(packet)

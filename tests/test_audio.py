@@ -118,6 +118,22 @@ def test_opu_decodes_close(seed: int) -> None:
     assert abs(len(out) - len(REF)) <= 320  # within one 20 ms packet
 
 
+def test_ogg_opus_stereo_is_downmixed() -> None:
+    stereo = np.stack([CLIP, CLIP // 2])
+    out = decode("opus", ogg_opus_bytes(stereo), seed=4)
+    similarity, lag = aligned_similarity(REF, out)
+    assert (similarity > 0.99, lag, len(out)) == (True, 0, len(REF))
+    assert np.std(out) == pytest.approx(0.75 * np.std(REF), rel=0.03)
+
+
+def test_chained_ogg_opus_streams_play_one_after_the_other() -> None:
+    # Each link is padded to whole 20 ms frames by the fixture encoder: 16000 → 16320.
+    out = decode("opus", ogg_opus_bytes(CLIP[:16000]) + ogg_opus_bytes(CLIP[16000:32000]))
+    assert len(out) == 2 * 16320
+    assert aligned_similarity(REF[:16000], out[:16000])[0] > 0.99
+    assert aligned_similarity(REF[16000:32000], out[16320:])[0] > 0.99
+
+
 def test_aac_adts_decodes_close() -> None:
     out = decode("aac", container_bytes(CLIP, 16000, "adts", "aac", 1024))
     similarity, lag = aligned_similarity(REF, out, max_lag=1100)
