@@ -1,0 +1,49 @@
+"""Shared access to the real speech in ../shared/eval (NLS_EVAL_DIR overrides the path)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import wave
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+EVAL_DIR = Path(
+    os.environ.get("NLS_EVAL_DIR") or Path(__file__).resolve().parents[1] / ".." / "shared" / "eval"
+)
+
+
+def load_wav(name: str) -> npt.NDArray[np.float32]:
+    """A 16 kHz mono 16-bit WAV from the eval set as float32."""
+    with wave.open(str(EVAL_DIR / name)) as w:
+        assert w.getframerate() == 16000 and w.getnchannels() == 1
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    return (pcm.astype(np.float32) / 32768.0).astype(np.float32)
+
+
+def reference(name: str) -> str:
+    """The manifest's reference text for one file."""
+    with (EVAL_DIR / "manifest.tsv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            if row["file"] == name:
+                return row["reference_text"]
+    raise KeyError(name)
+
+
+def segments(name: str) -> list[tuple[float, float]]:
+    """(start_s, end_s) of each utterance in a concatenated eval file."""
+    path = EVAL_DIR / name.replace(".wav", ".segments.tsv")
+    with path.open(encoding="utf-8") as f:
+        return [(float(r["start_s"]), float(r["end_s"])) for r in csv.DictReader(f, delimiter="\t")]
+
+
+def edit_distance(a: list[str], b: list[str]) -> int:
+    """Levenshtein distance between two token lists."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]

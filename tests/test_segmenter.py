@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evaldata import load_wav, segments
+from nls_gateway.engines.silero_vad import SileroVad, create
+from nls_gateway.segmenter import (
+    EndSilenceTimeout,
+    Segmenter,
+    SegmenterConfig,
+    SegmenterEvent,
+    SpeechEnded,
+    SpeechStarted,
+    StartSilenceTimeout,
+    threshold_for,
+)
+
+CHUNK = 1600  # 100 ms, as a client sends it
+
+
+@pytest.fixture(scope="module")
+def vad() -> SileroVad:
+    engine = create()
+    assert isinstance(engine, SileroVad)
+    return engine
+
+
+def _run(seg: Segmenter, audio: np.ndarray) -> list[SegmenterEvent]:
+    events: list[SegmenterEvent] = []
+    for i in range(0, audio.size, CHUNK):
+        events += seg.accept_waveform(audio[i : i + CHUNK])
+    return events + seg.flush()
+
+
+def test_threshold_mapping() -> None:
+    assert threshold_for(0.0) == pytest.approx(0.5)
+    assert threshold_for(-1.0) < threshold_for(0.0) < threshold_for(1.0) <= 0.9
+    assert threshold_for(5.0) == threshold_for(1.0)
+
+
+def test_config_rejects_out_of_range_silence() -> None:
+    with pytest.raises(ValueError):
+        SegmenterConfig(max_sentence_silence_ms=100)
+
+
+@pytest.mark.parametrize("name", ["zh_dev_long_01_concat.wav", "en_dev_long_01_concat.wav"])
+def test_real_speech_boundaries(vad: SileroVad, name: str) -> None:
+    audio = load_wav(name)
+    events = _run(Segmenter(vad.create_stream()), audio)
+    ended = [e for e in events if isinstance(e, SpeechEnded)]
+    started = [e for e in events if isinstance(e, SpeechStarted)]
+    refs = segments(name)
+    assert len(ended) == len(started) == len(refs)
+    for got, (start_s, end_s) in zip(ended, refs, strict=True):
+        # Reference boundaries are the source clips' edges, and some clips open with up
+        # to ~0.9 s of their own silence, so onsets may come a little later.
+        assert -500 <= got.begin_ms - start_s * 1000 <= 700
+        assert abs(got.end_ms - end_s * 1000) <= 500
+        assert got.audio.size == pytest.approx((got.end_ms - got.begin_ms) * 16, abs=16)
+        assert not got.forced
+
+
+def test_silence_and_noise_give_no_sentence(vad: SileroVad) -> None:
+    rng = np.random.default_rng(3)
+    for audio in (
+        np.zeros(5 * 16000, np.float32),
+        (rng.standard_normal(5 * 16000) * 0.05).astype(np.float32),
+    ):
+        events = _run(Segmenter(vad.create_stream()), audio)
+        assert not [e for e in events if isinstance(e, SpeechStarted | SpeechEnded)]
+
+
+def test_start_and_end_silence_timeouts(vad: SileroVad) -> None:
+    speech = load_wav("zh_dev_07_paddlespeech_zh.wav")
+    gap = np.zeros(3 * 16000, np.float32)
+    config = SegmenterConfig(max_start_silence_ms=1000, max_end_silence_ms=1500)
+    events = _run(Segmenter(vad.create_stream(), config=config), np.concatenate([gap, speech, gap]))
+    kinds = [type(e) for e in events]
+    assert kinds.count(StartSilenceTimeout) == 1
+    timeout = next(e for e in events if isinstance(e, StartSilenceTimeout))
+    assert 1000 <= timeout.elapsed_ms < 1100
+    assert kinds.index(StartSilenceTimeout) < kinds.index(SpeechStarted)
+    assert kinds[-2:] == [SpeechEnded, EndSilenceTimeout] or kinds[-1] == EndSilenceTimeout
+
+
+def test_current_audio_grows_during_a_sentence(vad: SileroVad) -> None:
+    seg = Segmenter(vad.create_stream())
+    audio = load_wav("zh_dev_07_paddlespeech_zh.wav")
+    sizes = []
+    for i in range(0, audio.size, CHUNK):
+        seg.accept_waveform(audio[i : i + CHUNK])
+        if seg.in_speech:
+            sizes.append(seg.current_audio().size)
+    assert sizes and sizes == sorted(sizes) and sizes[-1] > 3 * 16000
+    assert seg.sentence_begin_ms is not None
+
+
+def test_long_speech_is_split_at_a_pause(vad: SileroVad) -> None:
+    # The Azure passage has sub-800 ms pauses only, so just the length limit splits it.
+    audio = load_wav("zh_dev_long_02_azure_zhcn_continuous.wav")
+    config = SegmenterConfig(max_sentence_ms=20000)
+    ended = [
+        e
+        for e in _run(Segmenter(vad.create_stream(), config=config), audio)
+        if isinstance(e, SpeechEnded)
+    ]
+    assert len(ended) >= 3
+    for event in ended:
+        assert event.end_ms - event.begin_ms <= 20000 + 32
+    for first, second in zip(ended, ended[1:], strict=False):
+        assert second.begin_ms >= first.end_ms
+    # Split points fall in pauses: the audio around each forced cut is quiet.
+    for event in ended[:-1]:
+        if event.forced:
+            tail = event.audio[-1600:]
+            assert float(np.sqrt(np.mean(tail**2))) < 0.02
