@@ -133,7 +133,7 @@ class Segmenter:
         self._sr = sample_rate
         self._frame = frame_samples
         self._threshold = threshold_for(self.config.speech_noise_threshold)
-        self._buf = np.zeros(0, dtype=np.float32)
+        self._buf: Float32Array = np.zeros(0, dtype=np.float32)
         self._buf_start = 0  # stream sample index of self._buf[0]
         self._received = 0  # samples fed so far
         self._frames = 0  # VAD frames decided so far
