@@ -168,7 +168,8 @@ class Segmenter:
         """Audio of the sentence in progress (empty when none), for partial decodes."""
         if not self.in_speech:
             return np.zeros(0, dtype=np.float32)
-        return self._buf[self._begin - self._buf_start :].copy()
+        audio: Float32Array = self._buf[self._begin - self._buf_start :].copy()
+        return audio
 
     def accept_waveform(self, samples: Float32Array) -> list[SegmenterEvent]:
         """Feed float32 samples at the configured rate; return the events they caused."""
