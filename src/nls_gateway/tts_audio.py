@@ -173,7 +173,7 @@ class AudioEncoder:
         return np.asarray(samples, dtype=np.float32)
 
     def _encode(self, samples: npt.NDArray[np.float32], *, last: bool) -> bytes:
-        pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+        pcm: bytes = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
         head = b""
         if self.format == "wav" and not self._header_sent:
             head = wav_header(self.sample_rate)
@@ -203,7 +203,7 @@ class _PitchShifter:
             graph.add("atempo", f"{1 / factor:.6f}"),
             graph.add("abuffersink"),
         ]
-        for upstream, downstream in zip(nodes, nodes[1:]):
+        for upstream, downstream in zip(nodes[:-1], nodes[1:], strict=True):
             upstream.link_to(downstream)
         graph.configure()
         # The graph owns the filter contexts: keep it alive as long as they are used.
