@@ -1,0 +1,148 @@
+"""Tests for nls_gateway.engines.kokoro: real synthesis, subtitles, errors, model files."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nls_gateway.engines import kokoro, modelstore
+from nls_gateway.engines.base import TtsChunk, TtsEngine, TtsOptions
+from nls_gateway.exception import EngineUnavailableError
+
+_MIRROR = Path(
+    os.environ.get("NLS_MODEL_MIRROR") or Path(__file__).parents[3] / "shared" / "models"
+)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[kokoro.KokoroEngine]:
+    saved = os.environ.get("NLS_MODEL_MIRROR")
+    os.environ["NLS_MODEL_MIRROR"] = str(_MIRROR)
+    try:
+        yield kokoro.create()
+    finally:
+        if saved is None:
+            os.environ.pop("NLS_MODEL_MIRROR", None)
+
+
+def _check_chunks(chunks: list[TtsChunk], text: str) -> None:
+    assert chunks
+    assert chunks[0].begin_index == 0 or not text[: chunks[0].begin_index].strip()
+    for chunk in chunks:
+        assert chunk.audio.dtype == np.float32 and chunk.audio.size > 2400
+        assert np.abs(chunk.audio).max() > 0.01
+        duration_ms = chunk.audio.size * 1000 / kokoro.SAMPLE_RATE
+        subs = chunk.subtitles
+        assert subs
+        times = [t for s in subs for t in (s.begin_time, s.end_time)]
+        assert times == sorted(times)
+        assert abs(subs[-1].end_time - duration_ms) <= 100
+        for sub in subs:
+            assert text[sub.begin_index : sub.end_index] == sub.text
+            assert chunk.begin_index <= sub.begin_index < chunk.end_index
+    ends = [c.end_index for c in chunks]
+    assert ends == sorted(ends)
+
+
+def test_engine_satisfies_protocol(engine: kokoro.KokoroEngine) -> None:
+    assert isinstance(engine, TtsEngine)
+    names = {v.name for v in engine.voices()}
+    assert {"xiaoyun", "xiaogang", "longxiaochun", "andy", "olivia"} <= names
+
+
+def test_synthesize_chinese(engine: kokoro.KokoroEngine) -> None:
+    text = "你好，今天是2026年11月22日。"
+    chunks = list(engine.synthesize(text, TtsOptions(voice="xiaoyun")))
+    _check_chunks(chunks, text)
+    assert chunks[-1].end_index == len(text)
+
+
+def test_synthesize_english(engine: kokoro.KokoroEngine) -> None:
+    text = "Hello, this is a short test."
+    chunks = list(engine.synthesize(text, TtsOptions(voice="abby")))
+    _check_chunks(chunks, text)
+
+
+def test_first_chunk_is_short(engine: kokoro.KokoroEngine) -> None:
+    text = "北京时间今天上午十点整我们在会议室召开全体员工大会"
+    first = next(iter(engine.synthesize(text, TtsOptions(voice="xiaogang"))))
+    assert first.end_index - first.begin_index <= 12
+
+
+def test_speed_changes_duration(engine: kokoro.KokoroEngine) -> None:
+    text = "语音合成。"
+    slow = sum(c.audio.size for c in engine.synthesize(text, TtsOptions("xiaogang", 0.7)))
+    fast = sum(c.audio.size for c in engine.synthesize(text, TtsOptions("xiaogang", 1.4)))
+    assert slow > fast * 1.4
+
+
+def test_nothing_to_speak_raises_value_error(engine: kokoro.KokoroEngine) -> None:
+    with pytest.raises(ValueError):
+        engine.synthesize("。，！", TtsOptions(voice="xiaoyun"))
+
+
+def test_unknown_voice_raises_key_error(engine: kokoro.KokoroEngine) -> None:
+    with pytest.raises(KeyError):
+        engine.synthesize("你好", TtsOptions(voice="nobody"))
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A temp copy of part of the mirror, served over HTTP on 127.0.0.1."""
+    root = tmp_path / "served"
+    src = _MIRROR / kokoro.VOICES_DIR
+    dest = root / kokoro.VOICES_DIR
+    (dest / "voices_pt").mkdir(parents=True)
+    shutil.copy(src / "vocab.json", dest / "vocab.json")
+    shutil.copy(src / "voices_pt" / "zm_yunxi.pt", dest / "voices_pt" / "zm_yunxi.pt")
+    handler = partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", dest
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_files_download_and_verify(
+    http_mirror: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, _ = http_mirror
+    monkeypatch.delenv("NLS_MODEL_MIRROR", raising=False)
+    monkeypatch.setenv("NLS_MODEL_DIR", str(tmp_path / "cache"))
+    vocab = kokoro.load_vocab(download_base=base)
+    style = kokoro.load_style("zm_yunxi", download_base=base)
+    assert vocab["↓"] == 169 and style.shape == (510, 256)
+    cached = modelstore.cache_dir() / kokoro.VOICES_DIR / "voices_pt" / "zm_yunxi.pt"
+    assert modelstore.sha256_of(cached) == kokoro.VOICE_SHA256["zm_yunxi"]
+    # Second load comes from the cache even with the server's file gone.
+    (http_mirror[1] / "voices_pt" / "zm_yunxi.pt").unlink()
+    assert np.array_equal(kokoro.load_style("zm_yunxi", download_base=base), style)
+
+
+def test_corrupt_download_is_rejected(
+    http_mirror: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, served = http_mirror
+    (served / "vocab.json").write_text('{"vocab": {"a": 1}}', encoding="utf-8")
+    monkeypatch.delenv("NLS_MODEL_MIRROR", raising=False)
+    monkeypatch.setenv("NLS_MODEL_DIR", str(tmp_path / "cache"))
+    with pytest.raises(EngineUnavailableError, match="sha256"):
+        kokoro.load_vocab(download_base=base)
+    assert not (modelstore.cache_dir() / kokoro.VOCAB_RELPATH).exists()
