@@ -28,6 +28,8 @@ from nls.protocol import pop
 from nls.token import (
     DEFAULT_TOKEN_URL,
     INTL_TOKEN_URL,
+    NO_RETRY,
+    Backoff,
     TokenProvider,
     fetch_token,
     getToken,
@@ -241,7 +243,7 @@ def test_bad_token_url_is_invalid_parameter(url: str) -> None:
 def test_fetch_token_backs_off_on_throttling_then_succeeds(server: TokenServer) -> None:
     server.script += [_throttled(), _throttled()]
     sleeps: list[float] = []
-    grant = fetch_token(AKID, SECRET, url=server.url, max_retries=3, sleep=sleeps.append)
+    grant = fetch_token(AKID, SECRET, url=server.url, backoff=Backoff(3), sleep=sleeps.append)
     assert grant.token == server.issued[0]
     assert len(server.requests) == 3
     assert 0.25 <= sleeps[0] <= 0.5 and 0.5 <= sleeps[1] <= 1.0  # equal-jitter doubling
@@ -250,7 +252,7 @@ def test_fetch_token_backs_off_on_throttling_then_succeeds(server: TokenServer) 
 def test_fetch_token_honours_retry_after_within_cap(server: TokenServer) -> None:
     server.script += [_throttled("3"), _throttled("100")]
     sleeps: list[float] = []
-    fetch_token(AKID, SECRET, url=server.url, max_retries=2, sleep=sleeps.append)
+    fetch_token(AKID, SECRET, url=server.url, backoff=Backoff(2), sleep=sleeps.append)
     assert sleeps == [3.0, 8.0]
 
 
@@ -258,7 +260,7 @@ def test_fetch_token_retries_are_bounded(server: TokenServer) -> None:
     server.script += [_throttled() for _ in range(5)]
     sleeps: list[float] = []
     with pytest.raises(GetTokenFailed, match="Throttling"):
-        fetch_token(AKID, SECRET, url=server.url, max_retries=2, sleep=sleeps.append)
+        fetch_token(AKID, SECRET, url=server.url, backoff=Backoff(2), sleep=sleeps.append)
     assert len(server.requests) == 3
     assert len(sleeps) == 2
 
@@ -266,7 +268,7 @@ def test_fetch_token_retries_are_bounded(server: TokenServer) -> None:
 def test_fetch_token_retries_503_without_pop_body(server: TokenServer) -> None:
     server.script.append((503, {}, {}))
     sleeps: list[float] = []
-    fetch_token(AKID, SECRET, url=server.url, max_retries=1, sleep=sleeps.append)
+    fetch_token(AKID, SECRET, url=server.url, backoff=Backoff(1), sleep=sleeps.append)
     assert len(server.requests) == 2
 
 
@@ -358,7 +360,7 @@ def test_provider_failed_flight_fails_every_waiter_once(server: TokenServer) -> 
 def test_provider_backs_off_on_throttling(server: TokenServer) -> None:
     server.script += [_throttled(), _throttled()]
     sleeps: list[float] = []
-    provider = TokenProvider(AKID, SECRET, url=server.url, max_retries=2, sleep=sleeps.append)
+    provider = TokenProvider(AKID, SECRET, url=server.url, backoff=Backoff(2), sleep=sleeps.append)
     assert provider.get() == server.issued[0]
     assert len(sleeps) == 2 and len(server.requests) == 3
 
@@ -367,7 +369,7 @@ def test_provider_keeps_old_token_when_background_refresh_fails(server: TokenSer
     clock = FakeClock()
     server.clock = clock
     provider = TokenProvider(
-        AKID, SECRET, url=server.url, clock=clock, max_retries=0, retry_refresh_s=30
+        AKID, SECRET, url=server.url, clock=clock, backoff=NO_RETRY, retry_refresh_s=30
     )
     first = provider.get()
     clock.now += 3600 - 100  # inside the 360 s margin
@@ -439,7 +441,7 @@ def test_secrets_and_tokens_never_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="nls")
     server.script += [_throttled(), _not_found()]
-    provider = TokenProvider(AKID, SECRET, url=server.url, max_retries=3, sleep=lambda _: None)
+    provider = TokenProvider(AKID, SECRET, url=server.url, backoff=Backoff(3), sleep=lambda _: None)
     with pytest.raises(GetTokenFailed):
         provider.get()
     token = provider.get()

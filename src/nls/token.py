@@ -15,12 +15,13 @@ signature.
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.client
 import logging
 import os
+import platform
 import random
 import ssl
-import sys
 import threading
 import time
 import uuid
@@ -37,7 +38,9 @@ from nls.version import __version__
 __all__ = [
     "DEFAULT_TOKEN_URL",
     "INTL_TOKEN_URL",
+    "NO_RETRY",
     "TOKEN_URL_ENV",
+    "Backoff",
     "TokenGrant",
     "TokenProvider",
     "fetch_token",
@@ -60,10 +63,32 @@ _MAX_BODY = 1 << 20
 # A token this close to its ExpireTime is not handed out: the handshake still has to reach
 # the gateway before the gateway's "has expired" check (403 Meta:ACCESS_DENIED).
 _USABLE_FOR_S = 5.0
-_USER_AGENT = (
-    f"OpenNLS/{__version__} Python/{sys.version_info.major}.{sys.version_info.minor}"
-    f".{sys.version_info.micro}"
-)
+_USER_AGENT = f"OpenNLS/{__version__} Python/{platform.python_version()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How to retry throttling (``Throttling*`` codes, HTTP 429/503) and transport errors."""
+
+    max_retries: int = 3
+    """Extra attempts after a retryable failure (0 = one attempt)."""
+    base_s: float = 0.5
+    """The first pause; it doubles per retry."""
+    max_s: float = 8.0
+    """Cap on one pause, also on a server's ``Retry-After``."""
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to pause after ``attempt`` retries, given the server's ``Retry-After``."""
+        delay = min(self.max_s, self.base_s * 2.0**attempt)
+        # Equal jitter: many clients throttled together do not come back together.
+        delay = delay / 2 + random.uniform(0, delay / 2)
+        if retry_after is not None:
+            delay = min(self.max_s, max(delay, retry_after))
+        return delay
+
+
+NO_RETRY = Backoff(max_retries=0)
+"""One attempt only, like the original ``getToken``."""
 
 
 def getToken(  # noqa: N802 - original name
@@ -107,17 +132,13 @@ def fetch_token(
     version: str = pop.VERSION,
     url: str = DEFAULT_TOKEN_URL,
     timeout: float = DEFAULT_TIMEOUT_S,
-    max_retries: int = 0,
-    backoff_s: float = 0.5,
-    max_backoff_s: float = 8.0,
+    backoff: Backoff = NO_RETRY,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TokenGrant:
     """Send ``CreateToken`` and return the token with its expiry (blocking).
 
-    Throttling answers (``Throttling*`` codes, HTTP 429/503) and transport errors are
-    retried up to ``max_retries`` times with jittered exponential backoff, honouring a
-    ``Retry-After`` header up to ``max_backoff_s``; other errors fail at once.
+    Throttling and transport errors are retried as ``backoff`` says; others fail at once.
 
     Args:
         akid: AccessKey ID.
@@ -126,9 +147,7 @@ def fetch_token(
         version: API version.
         url: token host or origin (see :func:`getToken`).
         timeout: socket timeout per attempt, in seconds.
-        max_retries: extra attempts after a retryable failure (0 = one attempt).
-        backoff_s: first backoff; doubles per retry.
-        max_backoff_s: cap on one backoff.
+        backoff: the retry policy; by default a single attempt.
         clock: Unix time source for ``Timestamp``.
         sleep: how to wait between attempts.
 
@@ -136,7 +155,7 @@ def fetch_token(
         The :class:`TokenGrant`.
 
     Raises:
-        GetTokenFailed: the last attempt failed.
+        GetTokenFailed: the last attempt failed (see :func:`getToken`).
         InvalidParameter: bad ``url``.
     """
     endpoint = _Endpoint.parse(url)
@@ -145,15 +164,13 @@ def fetch_token(
         result = _attempt(endpoint, akid, aksecret, region, version, timeout, clock())
         if isinstance(result, TokenGrant):
             return result
-        if not result.retryable or attempt >= max_retries:
+        if not result.retryable or attempt >= backoff.max_retries:
             raise GetTokenFailed(result.message)
-        delay = min(max_backoff_s, backoff_s * 2**attempt)
-        # Equal jitter: many clients throttled together do not come back together.
-        delay = delay / 2 + random.uniform(0, delay / 2)
-        if result.retry_after is not None:
-            delay = min(max_backoff_s, max(delay, result.retry_after))
+        delay = backoff.delay(attempt, result.retry_after)
         attempt += 1
-        logger.info("! %s; retry %d/%d in %.2f s", result.message, attempt, max_retries, delay)
+        logger.info(
+            "! %s; retry %d/%d in %.2f s", result.message, attempt, backoff.max_retries, delay
+        )
         sleep(delay)
 
 
@@ -220,9 +237,7 @@ class TokenProvider:
         region: str | None = None,
         version: str = pop.VERSION,
         timeout: float = DEFAULT_TIMEOUT_S,
-        max_retries: int = 3,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 8.0,
+        backoff: Backoff = Backoff(),  # noqa: B008 - frozen, shared safely
         margin_ratio: float = 0.1,
         min_margin_s: float = 60.0,
         retry_refresh_s: float = 30.0,
@@ -239,9 +254,7 @@ class TokenProvider:
                 else ``cn-shanghai``.
             version: API version.
             timeout: socket timeout per request.
-            max_retries: retries after throttling/transport errors per flight.
-            backoff_s: first backoff, doubled per retry.
-            max_backoff_s: cap on one backoff.
+            backoff: retry policy for throttling/transport errors, per flight.
             margin_ratio: refresh this fraction of the lifetime before expiry.
             min_margin_s: but at least this many seconds before.
             retry_refresh_s: after a failed background refresh, wait this long.
@@ -254,22 +267,18 @@ class TokenProvider:
         if not akid or not aksecret:
             raise InvalidParameter("TokenProvider needs both akid and aksecret")
         endpoint = _Endpoint.parse(url)  # fail fast on a bad url
-        self._akid = akid
-        self._aksecret = aksecret
         self._url = url
         self._region = region or (
             "ap-southeast-1" if "ap-southeast-1" in endpoint.host else pop.DEFAULT_REGION
         )
-        self._version = version
-        self._timeout = timeout
-        self._max_retries = max_retries
-        self._backoff_s = backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._fetch: Callable[[], TokenGrant] = functools.partial(
+            fetch_token, akid, aksecret, region=self._region, version=version, url=url,
+            timeout=timeout, backoff=backoff, clock=clock, sleep=sleep,
+        )  # fmt: skip
         self._margin_ratio = margin_ratio
         self._min_margin_s = min_margin_s
         self._retry_refresh_s = retry_refresh_s
         self._clock = clock
-        self._sleep = sleep
         self._lock = threading.Lock()
         self._grant: TokenGrant | None = None
         self._refresh_at = 0.0
@@ -358,19 +367,7 @@ class TokenProvider:
 
     def _run_flight(self, flight: Future[TokenGrant]) -> None:
         try:
-            grant = fetch_token(
-                self._akid,
-                self._aksecret,
-                region=self._region,
-                version=self._version,
-                url=self._url,
-                timeout=self._timeout,
-                max_retries=self._max_retries,
-                backoff_s=self._backoff_s,
-                max_backoff_s=self._max_backoff_s,
-                clock=self._clock,
-                sleep=self._sleep,
-            )
+            grant = self._fetch()
             now = self._clock()
             lifetime = grant.expire_time - now
             if lifetime <= _USABLE_FOR_S:
@@ -384,11 +381,13 @@ class TokenProvider:
                 if self._grant is not None:
                     # Keep the still-valid token; try again later, not on every call.
                     self._refresh_at = self._clock() + self._retry_refresh_s
-            logger.warning("! token refresh failed: %s", exc)
-            flight.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
+            logger.warning("! token request failed: %s", exc)
+            if isinstance(exc, Exception):
+                flight.set_exception(exc)
+                return
+            # KeyboardInterrupt & co. belong to the leader's thread; waiters get an error.
+            flight.set_exception(GetTokenFailed("the token request was interrupted"))
+            raise
         margin = min(max(self._min_margin_s, self._margin_ratio * lifetime), lifetime / 2)
         with self._lock:
             self._grant = grant
@@ -480,7 +479,7 @@ def _attempt(
         )
         response = conn.getresponse()
         status, body = response.status, response.read(_MAX_BODY)
-        retry_after = _seconds(response.getheader("Retry-After"))
+        retry_after = _seconds(response.getheader("Retry-After", ""))
     except (OSError, http.client.HTTPException) as exc:
         # Transport errors: connection refused, timeout, reset — worth a retry.
         reason = f"{type(exc).__name__}: {exc}"
@@ -506,10 +505,8 @@ def _attempt(
     return _Failure(message, err.is_throttling, retry_after)
 
 
-def _seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
+def _seconds(value: str) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        return None  # an HTTP-date Retry-After: fall back to our own backoff
+        return None  # absent, or an HTTP-date Retry-After: use our own backoff
