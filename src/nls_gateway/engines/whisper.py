@@ -158,7 +158,7 @@ class WhisperEngine:
         if len(audios) != len(options):
             raise ValueError("audios and options must have the same length")
         results = [AsrResult("")] * len(audios)
-        groups: dict[tuple[Path, int, tuple[int, ...]], list[_Job]] = {}
+        groups: dict[tuple[Path, int, tuple[int, ...], int], list[_Job]] = {}
         for i, (audio, opts) in enumerate(zip(audios, options, strict=True)):
             samples = np.asarray(audio, dtype=np.float32).reshape(-1)
             if samples.size > MAX_INPUT_S * SAMPLE_RATE:
@@ -169,8 +169,12 @@ class WhisperEngine:
             model = self._model(opts.language)
             job = self._job(i, samples, opts, model)
             beam = self._beam_size if opts.final else 1
-            groups.setdefault((model.path, beam, tuple(job.prompt)), []).append(job)
-        for (path, beam, _), jobs in groups.items():
+            # Only segments of similar length share a call: padding a short segment to a
+            # much longer one's length made Whisper repeat its sentence (measured on the
+            # segmented en_dev_long_01: WER 3 % unbatched, 29 % batched without buckets).
+            bucket = int(math.log(samples.size / _MIN_SAMPLES) / math.log(1.25))
+            groups.setdefault((model.path, beam, tuple(job.prompt), bucket), []).append(job)
+        for (path, beam, _, _), jobs in groups.items():
             for job, result in zip(jobs, self._decode(self._loaded[path], jobs, beam), strict=True):
                 results[job.index] = result
         return results
@@ -257,6 +261,7 @@ class WhisperEngine:
         frames: int,
     ) -> AsrResult:
         opts = job.options
+        text = _drop_repeat(text)
         avg_logprob = float(output.scores[0]) if output.scores else -10.0
         no_speech = float(output.no_speech_prob)
         if not self._is_speech(job, text, tokens, avg_logprob, no_speech):
@@ -400,6 +405,23 @@ def _degenerate(text: str, n_tokens: int, n_samples: int) -> bool:
     if len(raw) > 24 and len(raw) / len(zlib.compress(raw)) > _COMPRESSION_RATIO:
         return True
     return n_tokens > 12 * n_samples / SAMPLE_RATE + 12
+
+
+def _drop_repeat(text: str) -> str:
+    """Cut the text where it starts over (Whisper without timestamps may loop back).
+
+    A decode that restarts its own opening (12+ characters) later on is a loop: the
+    part before the restart is kept.
+    """
+    head = text[: min(20, len(text) // 3)].strip()
+    if len(head) < 12:
+        return text
+    again = text.find(head, len(head))
+    return text[:again].strip() if again > 0 else text
+
+
+def _bare(text: str) -> str:
+    return zh_text.strip_punctuation(text).replace(" ", "").lower()
 
 
 def _split_long(samples: Float32Array) -> list[Float32Array]:

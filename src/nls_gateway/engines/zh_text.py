@@ -127,17 +127,26 @@ def scoring_form(text: str, language: str) -> str:
     """The form both hypothesis and reference take before CER/WER scoring.
 
     zh: simplified, Arabic digits spelt as Chinese numerals (``cn2an`` an2cn), no
-    punctuation, no spaces. en: lower case, punctuation removed, single spaces.
+    punctuation, no spaces. en: lower case, punctuation removed, numbers below 100
+    spelt out (LibriSpeech references write "ten", Whisper writes "10"), single spaces.
     """
     if language == "zh":
         text = to_simplified(text)
         text = re.sub(r"\d+(?:\.\d+)?", lambda m: _an2cn(m.group(0)), text)
         return re.sub(r"\s+", "", strip_punctuation(text))
     text = strip_punctuation(text.lower().replace("-", " "))
+    text = re.sub(r"\b\d{1,2}\b", lambda m: _EN_NUMBERS[int(m.group(0))], text)
     return re.sub(r"[^a-z0-9' ]", "", text).strip()
 
 
 # ----------------------------------------------------------------------------- helpers
+
+_EN_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen".split()
+_EN_UNITS += "fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_EN_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_EN_NUMBERS = _EN_UNITS + [
+    _EN_TENS[n // 10] + ("" if n % 10 == 0 else " " + _EN_UNITS[n % 10]) for n in range(20, 100)
+]
 
 
 @lru_cache(maxsize=1)
