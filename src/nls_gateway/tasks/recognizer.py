@@ -1,0 +1,299 @@
+"""SpeechRecognizer (one-sentence recognition, protocol.md §4): audio → one result.
+
+This module owns the SpeechRecognizer task: it validates ``StartRecognition``, answers
+``RecognitionStarted``, decodes the client's frames to 16 kHz float32 and keeps them,
+runs the VAD segmenter over them, sends ``RecognitionResultChanged`` partials and finally
+``RecognitionCompleted {result, duration}`` — after ``StopRecognition``, or by itself when
+``enable_voice_detection`` is on and the start/end silence runs out.
+
+Theory of operation: every binary frame goes through one executor call
+(:meth:`Recognizer._ingest`: decode + VAD), so the event loop never runs model code (R10).
+The recognised span is from the first speech onset (with the segmenter's pre-roll) to
+the last speech end. Decodes are memoised by span, so the same audio is never decoded
+twice: when the VAD reports the end of speech a *speculative* final decode starts at
+once, and a Stop that brings no new speech reuses it. Partials re-decode the growing
+span, at most one at a time and only after enough new audio, so their cadence falls
+back by itself when the machine is loaded. Silence only gives an empty result.
+
+It must not touch the socket or call an engine other than through ``ctx.runner``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from nls.protocol import Command, StartRecognition
+from nls.protocol.constants import Status
+from nls_gateway.audio import AudioFormatError, Decoder
+from nls_gateway.engines.base import AsrEngine, AsrResult, Float32Array
+from nls_gateway.segmenter import (
+    EndSilenceTimeout,
+    Segmenter,
+    SegmenterConfig,
+    SegmenterEvent,
+    SpeechEnded,
+    SpeechStarted,
+    StartSilenceTimeout,
+)
+from nls_gateway.tasks import params
+from nls_gateway.tasks.base import TaskContext, TaskError, TaskHandler
+
+__all__ = ["Recognizer", "SampleBuffer"]
+
+logger = logging.getLogger(__name__)
+
+RATE = 16000
+"""Every engine here is fed 16 kHz float32 (§10.1: 8 kHz input is resampled)."""
+PARTIAL_STEP_MS = 600
+"""New audio needed before another partial decode (at most one runs at a time)."""
+DEFAULT_END_SILENCE_MS = 800
+"""§4.1: "cloud default silence detection 800 ms" with ``enable_voice_detection``."""
+SPECULATIVE_PAUSE_MS = 600
+"""A pause this long starts the speculative final decode (a later onset redoes it)."""
+
+
+class SampleBuffer:
+    """A growing float32 buffer whose snapshots are views that later appends never move."""
+
+    def __init__(self) -> None:
+        self._data: Float32Array = np.zeros(RATE, dtype=np.float32)
+        self.size = 0
+
+    def append(self, samples: Float32Array) -> None:
+        """Append ``samples``; grows by doubling (old snapshots keep their own array)."""
+        need = self.size + samples.size
+        if need > self._data.size:
+            grown = np.zeros(max(need, 2 * self._data.size), dtype=np.float32)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        self._data[self.size : need] = samples
+        self.size = need
+
+    def view(self, start: int, end: int) -> Float32Array:
+        """Samples ``start…end``; appends never overwrite them."""
+        return self._data[max(0, start) : min(end, self.size)]
+
+
+@dataclass(slots=True)
+class _Span:
+    begin: int
+    end: int
+
+
+class Recognizer(TaskHandler):
+    """The SpeechRecognizer task (§4)."""
+
+    namespaces = ("SpeechRecognizer",)
+
+    _cmd: StartRecognition
+    _decoder: Decoder
+    _asr: AsrEngine
+
+    def __init__(self, ctx: TaskContext, command: Command) -> None:
+        super().__init__(ctx, command)
+        self._vd = False
+        self._segmenter: Segmenter | None = None
+        self._buffer = SampleBuffer()
+        self._speech: _Span | None = None  # first onset … last end (end = -1 while open)
+        self._decodes: dict[tuple[int, int, bool], asyncio.Task[AsrResult]] = {}
+        self._partial: asyncio.Task[None] | None = None
+        self._partial_end = 0
+        self._last_partial = ""
+        self._finished = False
+
+    async def on_start(self) -> None:
+        """Validate (41010100/41010101/40000003), then send ``RecognitionStarted``."""
+        cmd = self.command
+        if not isinstance(cmd, StartRecognition):
+            raise TaskError(
+                Status.DIRECTIVE_INVALID,
+                Status.DIRECTIVE_INVALID.text.format(f"Invalid directive '{cmd.name}'!"),
+            )
+        self._cmd = cmd
+        self._decoder = params.asr_decoder(cmd)
+        self._vd = bool(cmd.enable_voice_detection)
+        if self._vd:
+            params.check_range("max_start_silence", cmd.max_start_silence, 0, 60_000)
+            params.check_range("max_end_silence", cmd.max_end_silence, 0, 6000)
+        asr = self.ctx.engines.asr
+        if asr is None:
+            raise TaskError(
+                Status.SERVER_ERROR, Status.SERVER_ERROR.text.format("No ASR engine configured!")
+            )
+        self._asr = asr
+        vad = self.ctx.engines.vad
+        if vad is None and self._vd:
+            raise TaskError(
+                Status.SERVER_ERROR, Status.SERVER_ERROR.text.format("No VAD engine configured!")
+            )
+        if vad is not None:
+            config = SegmenterConfig(
+                max_sentence_silence_ms=SPECULATIVE_PAUSE_MS,
+                max_sentence_ms=max(1000, self.ctx.limits.max_recognition_ms + 1000),
+                max_start_silence_ms=cmd.max_start_silence if self._vd else None,
+                max_end_silence_ms=(cmd.max_end_silence or DEFAULT_END_SILENCE_MS)
+                if self._vd
+                else None,
+            )
+            stream = await self.ctx.runner.run(vad.create_stream)
+            self._segmenter = Segmenter(
+                stream, config=config, sample_rate=vad.sample_rate, frame_samples=vad.frame_samples
+            )
+        await self.ctx.send_event("RecognitionStarted")
+
+    async def on_audio(self, data: bytes) -> None:
+        """Decode and segment one frame; may send a partial or (with VAD) complete."""
+        if self.done or self._finished:
+            return  # §4: audio after the server-side end is not recognised
+        samples, events = await self._run_ingest(data, last=False)
+        self._buffer.append(samples)
+        limit = self.ctx.limits.max_recognition_ms
+        if self._buffer.size > limit * RATE // 1000:
+            # 41010104 TOO_LONG_SPEECH: one-sentence audio over 60 s (§2.5)
+            raise TaskError(
+                Status.TOO_LONG_SPEECH,
+                Status.TOO_LONG_SPEECH.text.format(
+                    f"Speech is too long, one-sentence recognition takes at most {limit} ms!"
+                ),
+            )
+        if await self._handle(events):
+            return
+        self._maybe_partial()
+
+    async def on_stop(self) -> None:
+        """Flush the decoder and the VAD, then send ``RecognitionCompleted``."""
+        if self.done or self._finished:
+            return
+        samples, events = await self._run_ingest(b"", last=True)
+        self._buffer.append(samples)
+        if await self._handle(events):
+            return
+        await self._complete()
+
+    async def close(self) -> None:
+        """Stop waiting for partials and speculative decodes."""
+        self._finished = True
+        tasks = [t for t in (self._partial, *self._decodes.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._decodes.clear()
+
+    # ------------------------------------------------------------------ internals
+
+    async def _run_ingest(
+        self, data: bytes, *, last: bool
+    ) -> tuple[Float32Array, list[SegmenterEvent]]:
+        try:
+            return await self.ctx.runner.run(self._ingest, data, last)
+        except AudioFormatError as exc:
+            # 40000009 bad WAV/Ogg header, 40270003 undecodable (§9)
+            raise params.audio_error(exc) from exc
+
+    def _ingest(self, data: bytes, last: bool) -> tuple[Float32Array, list[SegmenterEvent]]:
+        """Executor side: decode one frame and run the VAD over it (R10)."""
+        samples = self._decoder.finish() if last else self._decoder.feed(data)
+        events: list[SegmenterEvent] = []
+        if self._segmenter is not None:
+            if samples.size:
+                events += self._segmenter.accept_waveform(samples)
+            if last:
+                events += self._segmenter.flush()
+        return samples, events
+
+    async def _handle(self, events: list[SegmenterEvent]) -> bool:
+        """Apply segmenter events; True if the task completed by itself."""
+        for event in events:
+            if isinstance(event, SpeechStarted):
+                begin = event.begin_ms * RATE // 1000
+                if self._speech is None:
+                    self._speech = _Span(begin, -1)
+                else:
+                    self._speech.end = -1
+            elif isinstance(event, SpeechEnded):
+                if self._speech is None:  # cannot happen: an end follows a start
+                    self._speech = _Span(event.begin_ms * RATE // 1000, -1)
+                self._speech.end = event.end_ms * RATE // 1000
+                # Speculative final decode: ready (or nearly) when Stop arrives.
+                self._decode(self._speech.begin, self._speech.end, final=True)
+            elif self._vd and isinstance(event, StartSilenceTimeout | EndSilenceTimeout):
+                # §4: with voice detection the server ends the task itself
+                # (RecognitionCompleted without Stop) once the silence runs out.
+                await self._complete()
+                return True
+        return False
+
+    def _final_span(self) -> tuple[int, int] | None:
+        if self._segmenter is None:
+            return (0, self._buffer.size) if self._buffer.size else None
+        if self._speech is None:
+            return None  # silence only: the result is "" (not an error)
+        end = self._buffer.size if self._speech.end < 0 else self._speech.end
+        return self._speech.begin, end
+
+    def _decode(self, begin: int, end: int, *, final: bool) -> asyncio.Task[AsrResult]:
+        """The (memoised) decode of ``begin…end``: equal spans are decoded once."""
+        key = (begin, end, final)
+        task = self._decodes.get(key)
+        if task is None:
+            audio = self._buffer.view(begin, end)
+            options = params.asr_options(self._cmd, self.ctx.project, final=final)
+            task = asyncio.ensure_future(self.ctx.runner.transcribe(self._asr, audio, options))
+            if final:
+                # Older speculative decodes are superseded; keep only the newest.
+                for old in [k for k in self._decodes if k[2]]:
+                    del self._decodes[old]
+            self._decodes[key] = task
+        return task
+
+    def _maybe_partial(self) -> None:
+        """Start a partial decode if enabled, idle and enough new audio has arrived."""
+        if not self._cmd.enable_intermediate_result or self._partial is not None:
+            return
+        if self._segmenter is not None and (self._speech is None or self._speech.end >= 0):
+            return  # no speech yet, or paused: nothing new to say
+        begin = 0 if self._speech is None else self._speech.begin
+        end = self._buffer.size
+        if end - max(self._partial_end, begin) < PARTIAL_STEP_MS * RATE // 1000:
+            return
+        self._partial_end = end
+        self._partial = asyncio.ensure_future(self._send_partial(begin, end))
+
+    async def _send_partial(self, begin: int, end: int) -> None:
+        try:
+            audio = self._buffer.view(begin, end)
+            options = params.asr_options(self._cmd, self.ctx.project, final=False)
+            result = await self.ctx.runner.transcribe(self._asr, audio, options)
+            if result.text and result.text != self._last_partial and not self._finished:
+                self._last_partial = result.text
+                # §4.3: {result, duration}: duration is the audio processed so far (ms)
+                await self.ctx.send_event(
+                    "RecognitionResultChanged",
+                    {"result": result.text, "duration": end * 1000 // RATE},
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("! partial decode failed")
+            self._finished = True
+            await self.ctx.fail(Status.SERVER_ERROR, Status.SERVER_ERROR.text.format(exc))
+        finally:
+            self._partial = None
+
+    async def _complete(self) -> None:
+        """Send ``RecognitionCompleted`` with the final result and finish the task."""
+        self._finished = True  # no partial may follow the final result
+        span = self._final_span()
+        text = ""
+        if span is not None:
+            text = (await self._decode(*span, final=True)).text
+        duration = self._buffer.size * 1000 // RATE
+        await self.ctx.send_event("RecognitionCompleted", {"result": text, "duration": duration})
+        self.done = True
