@@ -16,10 +16,11 @@ _MALE = {"xiaogang", "aicheng", "aida", "ailun", "sicheng", "zhishuo", "zhifeng"
 _EN = {"andy", "abby", "annie", "betty", "harry", "eric", "emily", "luna", "luca", "wendy"}
 
 
-def test_defaults_are_in_the_table() -> None:
+def test_defaults_use_the_most_intelligible_voice() -> None:
     assert VOICES[DEFAULT_VOICE].language == "zh"
-    assert VOICES[DEFAULT_VOICE].gender == "female"
-    assert VOICES[FLOWING_DEFAULT_VOICE].gender == "female"
+    assert VOICES[DEFAULT_VOICE].engine_voice == "zm_yunxi"
+    assert VOICES[FLOWING_DEFAULT_VOICE].engine_voice == "zm_yunxi"
+    assert VOICES["ruoxi"].gender == "female"
 
 
 def test_genders_and_languages_follow_the_nls_voice() -> None:
@@ -36,9 +37,9 @@ def test_every_entry_names_a_kokoro_voice() -> None:
 
 
 def test_overrides_remap_and_validate() -> None:
-    table = voice_table({"xiaoyun": "zm_yunxi", "custom": "af_heart"})
-    assert table["xiaoyun"].engine_voice == "zm_yunxi"
-    assert table["xiaoyun"].gender == "male"
+    table = voice_table({"xiaoyun": "zf_xiaoxiao", "custom": "af_heart"})
+    assert table["xiaoyun"].engine_voice == "zf_xiaoxiao"
+    assert table["xiaoyun"].gender == "female"
     assert table["custom"].language == "en"
     with pytest.raises(KeyError):
         voice_table({"xiaoyun": "zz_nobody"})

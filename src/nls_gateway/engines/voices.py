@@ -1,7 +1,9 @@
 """The NLS voice table: every voice name the NLS API accepts, mapped to a local Kokoro voice.
 
 This module owns the data only: NLS voice name → (language, gender, Kokoro voice id). The
-mapping keeps each NLS voice's language and gender. Within a gender it prefers the Kokoro
+mapping keeps each NLS voice's language and gender, except for the two default voices
+(``xiaoyun``, ``longxiaochun``), which get the most intelligible voice whatever its gender
+(see the comment in the table). Within a gender it prefers the Kokoro
 voices that came back most intelligible in the round-trip test (Whisper base, see
 ``benchmarks/tts.py`` and ``shared/models/README.md``): ``zm_yunxi`` for male Mandarin
 voices, ``zf_xiaoxiao`` for female Mandarin voices; the other Kokoro voices are spread over
@@ -52,7 +54,10 @@ KOKORO_VOICES: dict[str, tuple[str, str]] = {
 # which was chosen to match the NLS voice's own language and gender.
 _TABLE: tuple[tuple[str, str, str], ...] = (
     # General Mandarin voices (SpeechSynthesizer).
-    ("xiaoyun", "zf_xiaoxiao", "标准女声 (NLS default)"),
+    # The two defaults map to the most intelligible Kokoro voice measured (zm_yunxi: round-trip
+    # CER 16.5 % vs 23.1 % for the best female voice, zf_xiaoxiao, on benchmarks/tts.py's
+    # sentences), trading NLS's female timbre for clarity. Remap with voice_map if needed.
+    ("xiaoyun", "zm_yunxi", "标准女声 in NLS; mapped to the clearest local voice (male)"),
     ("xiaogang", "zm_yunxi", "标准男声"),
     ("ruoxi", "zf_xiaoxiao", "温柔女声"),
     ("siqi", "zf_xiaoxiao", "温柔女声"),
@@ -82,7 +87,7 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     ("zhishuo", "zm_yunxi", "自然男声"),
     ("zhifeng", "zm_yunjian", "多情感男声"),
     # FlowingSpeechSynthesizer (CosyVoice) "long*" voices.
-    ("longxiaochun", "zf_xiaoxiao", "知性积极女 (flowing default)"),
+    ("longxiaochun", "zm_yunxi", "知性积极女 in NLS; flowing default, clearest voice (male)"),
     ("longxiaoxia", "zf_xiaoyi", "沉稳权威女"),
     ("longwan", "zf_xiaobei", "积极知性女"),
     ("longyue", "zf_xiaoni", "温暖磁性女"),

@@ -1,0 +1,194 @@
+"""Kokoro TTS: time to first audio, real-time factor and round-trip intelligibility.
+
+For a fixed sentence set (numbers, dates, times, a phone number, a percentage, a negative
+temperature, mixed Chinese–English, plain English) this synthesizes every sentence with each
+chosen NLS voice, measures the time until the first chunk arrives and the real-time factor
+(synthesis time / audio duration), then transcribes the audio with the project's Whisper
+engine (beam 5) and scores it: zh by CER, en by WER, both after ``zh_text.scoring_form``.
+Because a Chinese reader may say 2026年 as 二零二六年 and Whisper may write either digits or
+hanzi, the zh reference is scored against both the written sentence and its spoken form
+(our text normalisation) and the lower CER counts. Latency is measured separately, several
+runs each, on one short and one long sentence (p50/p95). Prints a table and writes JSON with
+machine information to benchmarks/results/tts.json.
+
+Usage: python benchmarks/tts.py [--voices xiaoyun,xiaogang,abby] [--runs 5]
+Targets: first audio ≤ 300 ms p50 (short), RTF ≤ 0.3, CER ≤ 5 % zh, WER ≤ 5 % en.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soxr
+
+from nls_gateway.engines import kokoro
+from nls_gateway.engines.base import AsrOptions, TtsOptions
+from nls_gateway.engines.text_normalize import normalize
+from nls_gateway.engines.whisper import WhisperEngine
+from nls_gateway.engines.zh_text import scoring_form
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "tts.json"
+TARGETS = {"first_audio_p50_ms": 300.0, "rtf": 0.3, "cer_zh": 0.05, "wer_en": 0.05}
+
+SENTENCES: dict[str, list[str]] = {
+    "zh": [
+        "今天天气很好，我们一起去公园散步吧。",
+        "会议定于2026年11月22日下午14:30在三楼会议室召开。",
+        "请拨打客服电话13800138000咨询。",
+        "今年公司销售额增长了35%，利润达到1250万元。",
+        "明天最低气温-5℃，请注意保暖。",
+        "我们使用Python和WebSocket开发语音应用。",
+        "北京时间今天上午十点整，我们在会议室召开全体员工大会。",
+    ],
+    "en": [
+        "The quick brown fox jumps over the lazy dog.",
+        "Please call me back at five thirty this afternoon.",
+        "Speech synthesis converts written text into natural sounding audio.",
+    ],
+}
+SHORT = {"zh": "今天天气很好。", "en": "Good morning, everyone."}
+LONG = {
+    "zh": "北京时间今天上午十点整我们在会议室召开全体员工大会讨论明年的计划。",
+    "en": "Speech synthesis converts written text into natural sounding audio for everyone.",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--voices", default="xiaoyun,xiaogang,abby,andy")
+    parser.add_argument("--runs", type=int, default=5, help="latency runs per sentence")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    os.environ.setdefault("NLS_MODEL_MIRROR", str(ROOT.parent / "shared" / "models"))
+
+    start = time.perf_counter()
+    engine = kokoro.create(threads=args.threads)
+    load_s = time.perf_counter() - start
+    asr = WhisperEngine(beam_size=5)
+    asr.preload(("zh", "en"))
+    infos = {v.name: v for v in engine.voices()}
+    voices = [infos[name] for name in args.voices.split(",")]
+    list(engine.synthesize(SHORT["zh"], TtsOptions(voices[0].name)))  # warm-up
+
+    rows: list[dict[str, Any]] = []
+    for info in voices:
+        latency = {
+            kind: _latency(engine, text[info.language], info.name, args.runs)
+            for kind, text in (("short", SHORT), ("long", LONG))
+        }
+        synth_s = audio_s = 0.0
+        errors = ref_len = 0
+        details = []
+        for sentence in SENTENCES[info.language]:
+            t0 = time.perf_counter()
+            audio = np.concatenate(
+                [c.audio for c in engine.synthesize(sentence, TtsOptions(info.name))]
+            )
+            synth_s += time.perf_counter() - t0
+            audio_s += audio.size / kokoro.SAMPLE_RATE
+            audio16 = soxr.resample(audio, kokoro.SAMPLE_RATE, 16000).astype(np.float32)
+            hyp = asr.transcribe(audio16, AsrOptions(language=info.language)).text
+            err, n = _score(sentence, hyp, info.language)
+            errors += err
+            ref_len += n
+            details.append({"text": sentence, "heard": hyp, "errors": err, "ref_len": n})
+        rows.append(
+            {
+                "voice": info.name,
+                "engine_voice": info.engine_voice,
+                "language": info.language,
+                "first_audio_ms": latency,
+                "rtf": synth_s / audio_s,
+                "error_rate": errors / ref_len,
+                "metric": "CER" if info.language == "zh" else "WER",
+                "sentences": details,
+            }
+        )
+    _print(rows, load_s)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = {
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "processor": platform.processor(),
+        },
+        "threads": args.threads,
+        "load_s": load_s,
+        "targets": TARGETS,
+        "asr": "Whisper engine, beam 5 (zh: base; en: per engine default)",
+        "results": rows,
+    }
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    print(f"wrote {args.out}")
+
+
+def _latency(engine: kokoro.KokoroEngine, text: str, voice: str, runs: int) -> dict[str, float]:
+    """Time from the call to the first chunk, over ``runs`` runs (ms)."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        chunks = engine.synthesize(text, TtsOptions(voice))
+        next(iter(chunks))
+        times.append((time.perf_counter() - t0) * 1000)
+        for _ in chunks:  # let the generator finish so runs do not overlap
+            pass
+    times.sort()
+    p95_index = min(len(times) - 1, round(0.95 * (len(times) - 1)))
+    return {"p50": statistics.median(times), "p95": times[p95_index]}
+
+
+def _score(reference: str, heard: str, language: str) -> tuple[int, int]:
+    """(edit errors, reference length) in characters (zh) or words (en)."""
+    if language == "en":
+        ref = scoring_form(reference, "en").split()
+        return _edit_distance(scoring_form(heard, "en").split(), ref), len(ref)
+    hyp = scoring_form(heard, "zh")
+    spoken = "".join(span.spoken for span in normalize(reference))
+    candidates = [scoring_form(reference, "zh"), scoring_form(spoken, "zh")]
+    best = min(candidates, key=lambda ref: _edit_distance(list(hyp), list(ref)) / len(ref))
+    return _edit_distance(list(hyp), list(best)), len(best)
+
+
+def _edit_distance(hyp: list[str], ref: list[str]) -> int:
+    row = list(range(len(ref) + 1))
+    for i, h in enumerate(hyp, 1):
+        prev, row[0] = row[0], i
+        for j, r in enumerate(ref, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (h != r))
+    return row[-1]
+
+
+def _print(rows: list[dict[str, Any]], load_s: float) -> None:
+    print(f"Kokoro load {load_s:.2f} s")
+    header = (
+        f"{'voice':<10} {'kokoro':<12} {'short p50/p95 ms':>17} {'long p50/p95 ms':>17}"
+        f" {'RTF':>5} {'err':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        short, long_ = r["first_audio_ms"]["short"], r["first_audio_ms"]["long"]
+        print(
+            f"{r['voice']:<10} {r['engine_voice']:<12}"
+            f" {short['p50']:>8.0f}/{short['p95']:<8.0f} {long_['p50']:>8.0f}/{long_['p95']:<8.0f}"
+            f" {r['rtf']:>5.2f} {r['metric']} {r['error_rate'] * 100:>4.1f}%"
+        )
+    for r in rows:
+        for s in r["sentences"]:
+            if s["errors"]:
+                print(f"  [{r['voice']}] {s['text']} → {s['heard']}")
+
+
+if __name__ == "__main__":
+    main()
