@@ -116,7 +116,7 @@ def voice_table(overrides: Mapping[str, str] | None = None) -> dict[str, VoiceIn
 
     Args:
         overrides: NLS name → Kokoro voice id, replacing the default choice (e.g.
-            ``{"xiaoyun": "zm_yunxi"}`` to trade the female timbre for intelligibility).
+            ``{"xiaoyun": "zf_xiaoxiao"}`` to get a female timbre back at some cost in clarity).
             A name not in the table adds a new NLS voice name.
 
     Raises:
