@@ -6,7 +6,7 @@ the front-ends (``nls.asyncio``, ``nls_gateway``) move the bytes. Stdlib only.
 
 from __future__ import annotations
 
-from nls.protocol.client import ClientProtocol
+from nls.protocol.client import ClientProtocol, local_task_failed
 from nls.protocol.commands import (
     COMMAND_TYPES,
     Command,
@@ -109,6 +109,7 @@ __all__ = [
     "default_context",
     "event_from_message",
     "is_valid_id",
+    "local_task_failed",
     "new_id",
     "parse_message",
     "serialize_command",

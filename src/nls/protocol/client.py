@@ -32,7 +32,7 @@ from nls.protocol.messages import (
 )
 from nls.protocol.states import NamespaceSpec, Step, TaskState, spec_for, transition
 
-__all__ = ["ClientProtocol"]
+__all__ = ["ClientProtocol", "local_task_failed"]
 
 logger = logging.getLogger("nls.protocol")
 
@@ -270,12 +270,25 @@ class ClientProtocol:
 
     def _local_failure(self, status: int, status_text: str) -> TaskFailed:
         self._set_state(TaskState.FAILED)
-        raw = serialize_event(
-            namespace=self.namespace,
-            name="TaskFailed",
-            task_id=self.task_id,
-            message_id=self._new_id(),
-            status=status,
-            status_text=status_text,
+        return local_task_failed(
+            self.namespace, self.task_id, status, status_text, message_id=self._new_id()
         )
-        return TaskFailed(header=parse_message(raw).header, payload={}, raw=raw, local=True)
+
+
+def local_task_failed(
+    namespace: str, task_id: str, status: int, status_text: str, *, message_id: str | None = None
+) -> TaskFailed:
+    """A TaskFailed made by the SDK itself (``local=True``), shaped like the server's.
+
+    Used for failures that never reach the server (refused connection, rejected
+    handshake, timeouts), so ``on_error`` always receives the same JSON shape.
+    """
+    raw = serialize_event(
+        namespace=namespace,
+        name="TaskFailed",
+        task_id=task_id,
+        message_id=message_id or new_id(),
+        status=status,
+        status_text=status_text,
+    )
+    return TaskFailed(header=parse_message(raw).header, payload={}, raw=raw, local=True)

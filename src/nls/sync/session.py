@@ -1,0 +1,256 @@
+"""SyncSession: the thread bridge between the drop-in classes and an AsyncSession.
+
+Blocking methods (``start``, ``stop``, ``control``, ``shutdown``) submit a coroutine to
+the shared loop and wait on its future with the caller's timeout, never longer.
+``send_audio`` does not wait: frames go through a per-session queue that one writer
+coroutine drains in order. Events come back on the loop thread and are turned into the
+original callbacks — ``cb(json_text, *callback_args)``, ``on_data(bytes, *args)``,
+``on_close(*args)`` — run in order on the callback pool.
+
+Every failure reaches ``on_error`` exactly once as TaskFailed-shaped JSON (server
+TaskFailed, refused or rejected connection, timeout, early close, garbage frames), and
+``on_close`` runs exactly once per connection attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from nls.asyncio.session import AsyncSession
+from nls.exception import NlsError, TaskFailedError
+from nls.protocol import AudioData, Command, Event, TaskFailed
+from nls.sync.dispatcher import SerialQueue
+from nls.sync.loop import shared_loop
+
+__all__ = ["Callbacks", "Starter", "SyncSession"]
+
+logger = logging.getLogger("nls")
+
+Callbacks = Mapping[str, Callable[..., Any] | None]
+"""Event name → callback; plus ``"audio"`` (on_data), ``"error"``, ``"close"``, ``"open"``."""
+
+Starter = Callable[[AsyncSession], Awaitable[object]]
+"""A custom start: any coroutine that connects the session and sends a first command."""
+
+_GRACE_S = 1.0  # extra wait for the loop to answer after a coroutine's own timeout
+
+
+class SyncSession:
+    """Blocking, callback-style driver of one AsyncSession at a time."""
+
+    def __init__(
+        self,
+        factory: Callable[..., AsyncSession],
+        callbacks: Callbacks,
+        callback_args: Sequence[Any] = (),
+    ) -> None:
+        self._factory = factory
+        self._callbacks = callbacks
+        self._args = tuple(callback_args)
+        self._loop = shared_loop()
+        self._queue = SerialQueue()
+        self._session: AsyncSession | None = None
+        self._accepting = False
+        self._warned = False
+        self._pending: deque[bytes] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------- blocking API
+
+    def start(
+        self, command: Command | Starter, *, timeout: float | None, **session_kwargs: Any
+    ) -> bool:
+        """Connect, send ``command`` and wait for ``*Started`` (if any); True on success.
+
+        ``command`` may instead be a coroutine function taking the new session, for
+        starts that are not a namespace's start command (``NlsCommonProto``).
+        """
+        with self._lock:
+            if self._session is not None and self._live(self._session):
+                self._say_once("start() called while a task is running; call stop() first")
+                return False
+            session = self._session = self._factory(**session_kwargs)
+            self._accepting = False
+            self._warned = False
+        session.on_event = self._on_event
+        return self._wait(self._astart(session, command, timeout), timeout)
+
+    def wait_completed(self, timeout: float | None) -> bool:
+        """Wait for ``*Completed`` and its callback; True on success."""
+        session = self._session
+        if session is None or session.completed is None:
+            return False
+        ok = self._wait(self._await_completed(session, timeout), timeout)
+        return self._queue.wait_idle(timeout) and ok
+
+    def stop(self, timeout: float | None) -> bool:
+        """Send Stop, wait for ``*Completed`` and ``on_completed``; True on success."""
+        session = self._session
+        if session is None or not self._live(session):
+            self._say_once("stop() called but no task is running")
+            return False
+        self._accepting = False
+        ok = self._wait(self._astop(session, timeout), timeout)
+        return self._queue.wait_idle(timeout) and ok
+
+    def control(self, coro_factory: Callable[[AsyncSession], Any], timeout: float) -> bool:
+        """Run ``coro_factory(session)`` (e.g. a ControlTranscriber) on the loop."""
+        session = self._session
+        if session is None or not self._live(session):
+            self._say_once("no task is running")
+            return False
+        return self._wait(self._acall(coro_factory, session), timeout)
+
+    def send_audio(self, data: bytes) -> bool:
+        """Queue audio without blocking; False (with one warning) when it cannot be sent."""
+        if not data:
+            self._say_once("send_audio() got empty data")
+            return False
+        if not self._accepting:
+            self._say_once("send_audio() before start() succeeded, or after the task ended")
+            return False
+        self._loop.call_soon(self._feed, bytes(data))
+        return True
+
+    def shutdown(self, timeout: float = 3.0) -> None:
+        """Close the connection (a live task fails locally). Idempotent, never raises."""
+        session = self._session
+        self._accepting = False
+        if session is None or session.connection is None:
+            return
+        if self._loop.in_loop():  # cannot happen from callbacks; be safe anyway
+            self._loop.loop.create_task(session.close())
+            return
+        try:
+            self._loop.submit(session.close()).result(timeout)
+        except Exception as exc:  # shutdown must not raise (original semantics)
+            logger.debug("! shutdown: %r", exc)
+
+    @property
+    def connected(self) -> bool:
+        session = self._session
+        return session is not None and session.connection is not None and self._live(session)
+
+    # ------------------------------------------------------------- loop side
+
+    async def _astart(
+        self, session: AsyncSession, command: Command | Starter, timeout: float | None
+    ) -> bool:
+        try:
+            if isinstance(command, Command):
+                await session.start(command, timeout=timeout)
+            else:
+                await command(session)
+        except TaskFailedError:
+            return False  # the TaskFailed event already went to on_error
+        except NlsError as exc:
+            if session.connection is None:
+                # Nothing was connected: report like a TaskFailed, then the one on_close.
+                self._dispatch_error(session.fail_before_connect(exc))
+                self._dispatch("close")
+            else:
+                await session.connection.close()
+            return False
+        self._accepting = True
+        if "open" in self._callbacks:
+            self._dispatch("open")
+        return True
+
+    async def _astop(self, session: AsyncSession, timeout: float | None) -> bool:
+        await self._drain_audio()
+        try:
+            await session.stop(timeout=timeout)
+        except NlsError:
+            return False
+        return True
+
+    async def _await_completed(self, session: AsyncSession, timeout: float | None) -> bool:
+        try:
+            await session.wait_completed(timeout=timeout)
+        except NlsError:
+            return False
+        return True
+
+    async def _acall(self, factory: Callable[[AsyncSession], Any], session: AsyncSession) -> bool:
+        try:
+            await factory(session)
+        except NlsError as exc:
+            self._say_once(str(exc))
+            return False
+        return True
+
+    def _feed(self, data: bytes) -> None:
+        self._pending.append(data)
+        if self._writer is None or self._writer.done():
+            self._writer = self._loop.loop.create_task(self._drain_audio())
+
+    async def _drain_audio(self) -> None:
+        session = self._session
+        while self._pending:
+            data = self._pending.popleft()
+            if session is None or session.connection is None:
+                continue
+            try:
+                await session.send_audio(data)
+            except NlsError:
+                self._pending.clear()  # the task ended; its end is reported as an event
+
+    def _on_event(self, event: Event | AudioData | None) -> None:
+        session = self._session
+        if event is None:
+            self._accepting = False
+            self._dispatch("close")
+            return
+        if isinstance(event, AudioData):
+            self._dispatch("audio", event.data)
+            return
+        if isinstance(event, TaskFailed):
+            self._accepting = False
+            self._dispatch_error(event)
+            if session is not None and session.connection is not None:
+                # The gateway closes after TaskFailed; make sure we do too (§2.7).
+                self._loop.loop.create_task(session.connection.close())
+            return
+        self._dispatch(event.header.name, event.raw)
+        if session is not None and event.header.name == session.spec.completed:
+            self._accepting = False
+            if session.connection is not None:
+                # The official SDK closes after *Completed; on_close follows on_completed.
+                self._loop.loop.create_task(session.connection.close())
+
+    # ---------------------------------------------------------------- helpers
+
+    def _dispatch(self, name: str, *first: Any) -> None:
+        callback = self._callbacks.get(name)
+        if callback is not None:
+            self._queue.submit(callback, *first, *self._args)
+
+    def _dispatch_error(self, event: TaskFailed) -> None:
+        logger.debug("! task failed: %s %s", event.status, event.status_text)
+        self._dispatch("error", event.raw)
+
+    def _wait(self, coro: Any, timeout: float | None) -> bool:
+        future = self._loop.submit(coro)
+        try:
+            return bool(future.result(None if timeout is None else timeout + _GRACE_S))
+        except TimeoutError:
+            future.cancel()
+            return False
+
+    @staticmethod
+    def _live(session: AsyncSession) -> bool:
+        conn = session.connection
+        if conn is None:
+            return session.started is not None and not session.started.done()
+        return conn.protocol.state.live
+
+    def _say_once(self, why: str) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning("%s", why)
