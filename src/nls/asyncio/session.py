@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from nls.asyncio.connection import AsyncConnection, Listener
 from nls.exception import (
+    ConnectionUnavailable,
     InvalidParameter,
     InvalidStateError,
     NlsError,
@@ -93,6 +94,16 @@ class Credentials:
             return self._token
         return await self._provider.aget()
 
+    def refresh_after(self, exc: ConnectionUnavailable) -> bool:
+        """After a handshake refused with ``…has expired!``, drop the cached token.
+
+        Returns True when a retry with a fresh token makes sense (AccessKey sessions).
+        """
+        if self._provider is None or exc.http_status != 403 or "has expired" not in exc.body:
+            return False
+        self._provider.invalidate()
+        return True
+
 
 class AsyncSession:
     """One task of ``namespace``; subclasses add the namespace's typed methods."""
@@ -135,20 +146,29 @@ class AsyncSession:
         """Open the connection (usually done by :meth:`start`)."""
         loop = asyncio.get_running_loop()
         self.started, self.completed = loop.create_future(), loop.create_future()
-        try:
-            token = await asyncio.wait_for(self.credentials.token(), timeout)
-        except TimeoutError as exc:
-            raise StartTimeoutException("getting a token timed out") from exc
-        self.connection = await AsyncConnection.open(
-            self.url,
-            namespace=self.namespace,
-            appkey=self.credentials.appkey,
-            token=token,
-            open_timeout=timeout,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            buffer_events=self._buffer_events,
-        )
+        for attempt in range(2):
+            try:
+                token = await asyncio.wait_for(self.credentials.token(), timeout)
+            except TimeoutError as exc:
+                raise StartTimeoutException("getting a token timed out") from exc
+            try:
+                self.connection = await AsyncConnection.open(
+                    self.url,
+                    namespace=self.namespace,
+                    appkey=self.credentials.appkey,
+                    token=token,
+                    open_timeout=timeout,
+                    ping_interval=self.ping_interval,
+                    ping_timeout=self.ping_timeout,
+                    buffer_events=self._buffer_events,
+                )
+            except ConnectionUnavailable as exc:
+                # A cached token the gateway considers expired: fetch a new one, once.
+                if attempt == 0 and self.credentials.refresh_after(exc):
+                    continue
+                raise
+            break
+        assert self.connection is not None
         self.connection.listener = self._listen
         return self.connection
 
