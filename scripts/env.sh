@@ -19,6 +19,13 @@ stamp=".venv/.installed-$(cat pyproject.toml scripts/env.sh | sha256sum | cut -c
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[dev]"
+  # The official SDK (also named `nls`) in a directory of its own, for the compatibility
+  # tests and benchmarks that run it against our gateway in a separate process.
+  rm -rf .venv/official-nls-sdk
+  .venv/bin/python -m pip install -q --no-deps --target .venv/official-nls-sdk \
+    alibabacloud-nls-python-sdk==1.0.2 aliyun-python-sdk-core==2.16.1 jmespath==1.0.1 \
+    cryptography cffi pycparser
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
+export NLS_OFFICIAL_SDK_DIR="${NLS_OFFICIAL_SDK_DIR:-$ROOT/.venv/official-nls-sdk}"
