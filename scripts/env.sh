@@ -23,7 +23,7 @@ if [ ! -f "$stamp" ]; then
   # tests and benchmarks that run it against our gateway in a separate process.
   rm -rf .venv/official-nls-sdk
   .venv/bin/python -m pip install -q --no-deps --target .venv/official-nls-sdk \
-    alibabacloud-nls-python-sdk==1.0.2 aliyun-python-sdk-core==2.16.1 jmespath==1.0.1 \
+    alibabacloud-nls-python-sdk==1.0.2 aliyun-python-sdk-core==2.16.1 jmespath==1.1.0 \
     cryptography cffi pycparser
   rm -f .venv/.installed-* && touch "$stamp"
 fi
