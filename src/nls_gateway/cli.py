@@ -17,8 +17,8 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
-from nls.version import __version__
 from nls_gateway.config import DEFAULT_PORT, ServerConfig
 from nls_gateway.exception import EngineError
 
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nls", description="OpenNLS: local NLS-compatible speech gateway and tools"
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway (WebSocket /ws/v1 + HTTP)")
     for add in (
@@ -167,6 +167,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     code = args.func(args)
     sys.exit(code)
+
+
+def _version() -> str:
+    try:
+        return version("opennls")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "unknown"
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
