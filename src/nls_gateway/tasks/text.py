@@ -189,6 +189,8 @@ def _parse_ssml(text: str) -> list[Speech | Pause]:
                 if name in ("s", "p"):
                     flush()  # sentence/paragraph ends are prosodic boundaries
                 continue
+            if name in ("s", "p"):
+                flush()
             if empty:
                 continue
             stack.append(name)
