@@ -36,7 +36,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from nls.protocol import AudioReceived, CommandReceived, ServerProtocol, Status, TaskState
-from nls_gateway.auth import Credentials
+from nls_gateway.auth import Credentials, Project as AuthProject
 from nls_gateway.exception import EngineError
 from nls_gateway.metrics import GatewayMetrics
 from nls_gateway.tasks.base import (
@@ -342,6 +342,10 @@ class Connection:
         namespace = event.header.namespace
         appkey = event.header.appkey
         auth_project = shared.credentials.project_for(appkey)
+        if auth_project is None and not shared.credentials.appkeys:
+            # No appkeys configured (only tokens/AccessKeys): any appkey selects the
+            # default project; configuring appkeys turns the 40020105 check on.
+            auth_project = AuthProject()
         if auth_project is None:
             shared.metrics.task_ended(namespace, "rejected")
             await self.fail(

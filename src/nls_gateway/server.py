@@ -267,10 +267,12 @@ class Gateway:
         server.close(close_connections=False)
         for conn in list(self.connections):
             conn.begin_drain()
-        try:
-            await asyncio.wait_for(self.shared.admission.idle.wait(), grace)
-        except asyncio.TimeoutError:
-            logger.warning("grace period over: failing %d task(s)", self.shared.admission.active)
+        admission = self.shared.admission
+        if admission.active:
+            try:
+                await asyncio.wait_for(admission.idle.wait(), grace)
+            except asyncio.TimeoutError:
+                logger.warning("grace period over: failing %d task(s)", admission.active)
         for conn in list(self.connections):
             await conn.abort_for_shutdown()
         try:
