@@ -34,7 +34,6 @@ from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
-from nls_gateway import tasks
 from nls_gateway.config import WS_PATH, ServerConfig, load_engines
 from nls_gateway.connection import Admission, Connection, Shared
 from nls_gateway.http import (
@@ -46,6 +45,7 @@ from nls_gateway.http import (
 )
 from nls_gateway.metrics import GatewayMetrics
 from nls_gateway.runtime import EngineRunner
+from nls_gateway.tasks import HANDLERS
 from nls_gateway.tasks.base import Engines, TaskHandler
 
 __all__ = ["Gateway", "serve"]
@@ -138,7 +138,7 @@ class Gateway:
             metrics=self.metrics,
         )
         if handlers is None:
-            handlers = getattr(tasks, "HANDLERS", {})
+            handlers = HANDLERS
         self.shared = Shared(
             credentials=config.credentials,
             engines=engines or Engines(),

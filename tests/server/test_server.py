@@ -115,8 +115,8 @@ async def test_healthz_is_503_until_engines_load(monkeypatch):
         assert (status, body) == (200, b"OK\n")
 
 
-async def test_metrics_voices_and_404(gateway):
-    gw = await gateway(handlers=HANDLERS)
+async def test_metrics_voices_and_404(gateway, tmp_path):
+    gw = await gateway(handlers=HANDLERS, console_dir=str(tmp_path / "absent"))
     async with connect(gw.url) as ws:
         await start(ws, new_id())
     status, headers, body = await http(gw, "GET", "/metrics")
