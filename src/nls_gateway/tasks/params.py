@@ -118,7 +118,7 @@ def speech_rate_to_speed(speech_rate: int) -> float:
     return 1.0 / (1.0 - speech_rate / 500.0)
 
 
-def check_tts_text(text: str | None, *, limit: int, namespace: str) -> str:
+def check_tts_text(text: str | None, *, limit: int) -> str:
     """Check synthesis text presence and length; returns the text.
 
     Raises:

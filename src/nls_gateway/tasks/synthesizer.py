@@ -130,7 +130,7 @@ class Synthesizer(TaskHandler):
         long = self.ctx.namespace == "SpeechLongSynthesizer"
         limit = self.ctx.limits.max_long_tts_chars if long else self.ctx.limits.max_tts_chars
         # 40010003 "No text specified!" / 41020001 "SSML text length should be less than 300."
-        text = params.check_tts_text(cmd.text, limit=limit, namespace=self.ctx.namespace)
+        text = params.check_tts_text(cmd.text, limit=limit)
         self._text = text
         self._plan = parse(text)  # 41020001 Illegal ssml text
         speech = [p for p in self._plan if isinstance(p, Speech)]
