@@ -1,21 +1,31 @@
 """Runs user callbacks off the loop thread, in order per session, on a small shared pool.
 
-Each session owns a :class:`SerialQueue`; all queues share one bounded thread pool, so
-the number of threads stays fixed however many sessions run. A callback that raises is
-logged with its traceback (never swallowed silently) and the next one still runs.
+Each session owns a :class:`SerialQueue`; all queues share one bounded pool of daemon
+threads, so the number of threads stays fixed however many sessions run. A callback that
+raises is logged with its traceback (never swallowed silently) and the next one still runs.
+
+Why not ``concurrent.futures.ThreadPoolExecutor``: it refuses work once the main thread
+has finished, but the official examples start a worker thread and let the main thread
+end, and their sessions' callbacks must keep running until that worker is done.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["DEFAULT_CALLBACK_THREADS", "SerialQueue", "callback_pool", "current_queue"]
+__all__ = [
+    "DEFAULT_CALLBACK_THREADS",
+    "CallbackPool",
+    "SerialQueue",
+    "callback_pool",
+    "current_queue",
+]
 
 logger = logging.getLogger("nls")
 
@@ -23,17 +33,52 @@ DEFAULT_CALLBACK_THREADS = int(os.environ.get("NLS_CALLBACK_THREADS", "8"))
 """Threads that run user callbacks for every session of the process."""
 
 _BATCH = 64
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 _local = threading.local()
 
 
-def callback_pool() -> ThreadPoolExecutor:
+class CallbackPool:
+    """Daemon worker threads, started on demand up to ``max_threads``."""
+
+    def __init__(self, max_threads: int = DEFAULT_CALLBACK_THREADS) -> None:
+        self.max_threads = max(1, max_threads)
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job()`` on a pool thread soon; never blocks."""
+        with self._lock:
+            start = self._idle == 0 and self._threads < self.max_threads
+            if start:
+                self._threads += 1
+            else:
+                self._idle -= 1  # one idle worker is now spoken for
+        self._jobs.put(job)
+        if start:
+            name = f"nls-callback-{self._threads}"
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            finally:
+                with self._lock:
+                    self._idle += 1
+
+
+_pool: CallbackPool | None = None
+_pool_lock = threading.Lock()
+
+
+def callback_pool() -> CallbackPool:
     """The shared callback pool (created on first use)."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(DEFAULT_CALLBACK_THREADS, thread_name_prefix="nls-callback")
+            _pool = CallbackPool()
         return _pool
 
 
