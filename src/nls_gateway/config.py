@@ -102,7 +102,10 @@ class ServerConfig:
     engine_threads: int | None = None
     """Executor threads for engine calls; default: the CPU count (at least 2)."""
     max_pending_engine_calls: int = 256
-    """Engine calls waiting or running over this fail at once (never an unbounded backlog)."""
+    """Engine calls handed to the executor at once; later calls wait their turn."""
+    max_waiting_engine_calls: int = 4096
+    """Engine calls waiting for a turn; one more fails its task at once (50000000), so a
+    burst never becomes an unbounded backlog."""
     batch_window_ms: float = 5.0
     """ASR micro-batching: collect concurrent segments this long, then decode them at once."""
     max_batch: int = 8
@@ -134,6 +137,8 @@ class ServerConfig:
         for name in ("max_concurrent_tasks", "max_connections", "max_pending_engine_calls"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_waiting_engine_calls < 0:
+            raise ValueError("max_waiting_engine_calls must not be negative")
         if self.engine_threads is not None and self.engine_threads < 1:
             raise ValueError("engine_threads must be at least 1")
         if self.max_batch < 1 or self.batch_window_ms < 0:

@@ -60,7 +60,9 @@ class EngineRunner:
 
     Args:
         threads: executor threads (default :func:`default_threads`).
-        max_pending: calls waiting or running at once; one more raises ``EngineError``.
+        max_pending: calls handed to the executor at once; later ones wait their turn.
+        max_waiting: calls waiting for a turn; one more raises ``EngineError`` at once
+            (the bound that keeps a burst from becoming an unbounded backlog).
         timeout: seconds one call may take before its task fails (None: no limit).
         batch_window_ms: how long the first segment of a batch waits for company.
         max_batch: segments per ``transcribe_batch`` call.
@@ -72,6 +74,7 @@ class EngineRunner:
         *,
         threads: int | None = None,
         max_pending: int = 256,
+        max_waiting: int = 4096,
         timeout: float | None = 120.0,
         batch_window_ms: float = 5.0,
         max_batch: int = 8,
@@ -81,7 +84,9 @@ class EngineRunner:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.threads, thread_name_prefix="nls-engine"
         )
-        self._max_pending = max_pending
+        self._slots = asyncio.Semaphore(max_pending)
+        self._max_waiting = max_waiting
+        self._waiting = 0
         self._pending = 0
         self._timeout = timeout
         self._window_s = batch_window_ms / 1000.0
@@ -93,8 +98,13 @@ class EngineRunner:
 
     @property
     def pending(self) -> int:
-        """Engine calls (or batched segments) waiting or running now."""
+        """Engine calls (or batched segments) admitted and not finished."""
         return self._pending
+
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for a slot."""
+        return self._waiting
 
     async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(*args)`` in the executor and await its result.
@@ -103,11 +113,11 @@ class EngineRunner:
             EngineError: too many calls pending, or the call timed out; any exception
                 ``fn`` raises propagates unchanged.
         """
-        self._admit()
+        await self._admit()
         try:
             return await self._call(getattr(fn, "__name__", "call"), fn, *args)
         finally:
-            self._pending -= 1
+            self._release()
 
     async def transcribe(
         self, asr: AsrEngine, audio: Float32Array, options: AsrOptions
@@ -118,7 +128,7 @@ class EngineRunner:
             EngineError: too many segments pending, the batch timed out or the engine
                 failed (the failure is reported to every segment of that batch).
         """
-        self._admit()
+        await self._admit()
         try:
             loop = asyncio.get_running_loop()
             future: asyncio.Future[AsrResult] = loop.create_future()
@@ -132,7 +142,7 @@ class EngineRunner:
                 self._flush(id(asr))
             return await future
         finally:
-            self._pending -= 1
+            self._release()
 
     def close(self) -> None:
         """Stop accepting calls; running engine calls finish in their threads."""
@@ -148,14 +158,34 @@ class EngineRunner:
 
     # ---------------------------------------------------------------- private
 
-    def _admit(self) -> None:
+    async def _admit(self) -> None:
         if self._closed:
             raise EngineError("gateway is shutting down")
-        if self._pending >= self._max_pending:
-            if self._metrics is not None:
-                self._metrics.engine_errors.labels("busy").inc()
-            raise EngineError(_BUSY)
+        if self._slots.locked():
+            # All slots busy: wait in line, but only up to max_waiting calls and up to
+            # the call timeout; beyond that the task fails now (50000000, §9).
+            if self._waiting >= self._max_waiting:
+                self._count_error("busy")
+                raise EngineError(_BUSY)
+            self._waiting += 1
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self._timeout)
+            except asyncio.TimeoutError:
+                self._count_error("busy")
+                raise EngineError(_BUSY) from None
+            finally:
+                self._waiting -= 1
+        else:
+            await self._slots.acquire()
         self._pending += 1
+
+    def _release(self) -> None:
+        self._pending -= 1
+        self._slots.release()
+
+    def _count_error(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.engine_errors.labels(reason).inc()
 
     def _flush(self, key: int) -> None:
         batch = self._batches.pop(key, None)
@@ -211,8 +241,7 @@ class EngineRunner:
             return await asyncio.wait_for(future, self._timeout)
         except asyncio.TimeoutError:
             # The thread keeps running (threads cannot be killed); only this call fails.
-            if self._metrics is not None:
-                self._metrics.engine_errors.labels("timeout").inc()
+            self._count_error("timeout")
             logger.error("! engine call %s timed out after %.1f s", op, self._timeout)
             raise EngineError(f"engine call timed out after {self._timeout:g} s") from None
         finally:

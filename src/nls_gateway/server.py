@@ -132,6 +132,7 @@ class Gateway:
         self.runner = EngineRunner(
             threads=config.engine_threads,
             max_pending=config.max_pending_engine_calls,
+            max_waiting=config.max_waiting_engine_calls,
             timeout=config.engine_timeout,
             batch_window_ms=config.batch_window_ms,
             max_batch=config.max_batch,

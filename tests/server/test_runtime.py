@@ -46,7 +46,7 @@ async def test_full_batch_goes_at_once(metrics):
 
 async def test_admission_control_rejects_beyond_max_pending(metrics):
     gate = threading.Event()
-    runner = EngineRunner(max_pending=2, threads=2, metrics=metrics)
+    runner = EngineRunner(max_pending=2, max_waiting=0, threads=2, metrics=metrics)
     blocked = [asyncio.create_task(runner.run(gate.wait, 5)) for _ in range(2)]
     await asyncio.sleep(0.05)
     with pytest.raises(EngineError, match="Instance pool exhausted"):
@@ -85,3 +85,16 @@ async def test_engine_exceptions_reach_every_segment_of_the_batch():
     )
     runner.close()
     assert all(isinstance(r, RuntimeError) for r in results)
+
+
+async def test_calls_beyond_the_slots_wait_their_turn(metrics):
+    gate = threading.Event()
+    runner = EngineRunner(max_pending=1, max_waiting=4, threads=2, metrics=metrics)
+    first = asyncio.create_task(runner.run(gate.wait, 5))
+    second = asyncio.create_task(runner.run(lambda: "second"))
+    await asyncio.sleep(0.05)
+    assert runner.waiting == 1 and not second.done()
+    gate.set()
+    assert await first is True
+    assert await second == "second"
+    runner.close()
