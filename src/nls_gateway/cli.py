@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from nls_gateway.config import DEFAULT_PORT, ServerConfig
-from nls_gateway.exception import EngineError
 
 __all__ = [
     "add_auth_args",
@@ -185,19 +184,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"nls serve: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_serve(config))
-    except EngineError as exc:
-        print(f"nls serve: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"nls serve: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
-        return 1
+        return asyncio.run(_serve(config))
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
-async def _serve(config: ServerConfig) -> None:
+async def _serve(config: ServerConfig) -> int:
     from nls_gateway.server import serve
 
     stop = asyncio.Event()
@@ -205,16 +197,25 @@ async def _serve(config: ServerConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):  # Windows
             loop.add_signal_handler(sig, stop.set)
-    gateway = await serve(config)
+    try:
+        gateway = await serve(config)
+    except OSError as exc:
+        print(f"nls serve: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 1
     try:
         ready = asyncio.create_task(gateway.wait_ready())
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if ready.done():
-            ready.result()  # raises if the engines failed to load
-            print(f"nls serve: ready on {gateway.url}", file=sys.stderr)
-            await stopping
-        else:
+        if not ready.done():
             ready.cancel()
+            return 0
+        try:
+            ready.result()
+        except Exception as exc:  # the engine loader's error names the missing piece
+            print(f"nls serve: engines failed to load: {exc}", file=sys.stderr)
+            return 1
+        print(f"nls serve: ready on {gateway.url}", file=sys.stderr)
+        await stopping
+        return 0
     finally:
         await gateway.shutdown()

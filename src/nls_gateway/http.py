@@ -194,7 +194,7 @@ class Routes:
         query = _params(request.query)
         if path in TOKEN_PATHS and (method == "POST" or "Action" in (query or {})):
             return "token", self._create_token(request, query)
-        if method not in ("GET", "HEAD"):
+        if method != "GET":
             return "other", HttpResponse(
                 405, b"Method not allowed.\n", headers=(("Allow", "GET, POST, OPTIONS"),)
             )

@@ -56,6 +56,11 @@ _CLIENT_FRAMES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PING)
 """Frames that count as client data for the idle timer (pings too, §2.4)."""
 _SERVER_HEADER = "OpenNLS"
 
+_WS_LOGGER = logging.getLogger("nls_gateway.server.websockets")
+# websockets logs every request header and the request path at DEBUG; those carry the
+# token (X-NLS-Token, ?token=), which must never reach a log. Its INFO output is kept.
+_WS_LOGGER.setLevel(logging.INFO)
+
 
 class GatewayConnection(ServerConnection):
     """A websockets ``ServerConnection`` that also answers non-GET HTTP requests.
@@ -218,6 +223,8 @@ class Gateway:
             # Limits
             max_size=self.config.max_message_bytes,
             create_connection=conn_class,
+            # Logging
+            logger=_WS_LOGGER,
             ssl=ssl_context,
         )
         if self._preloaded:

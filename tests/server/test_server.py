@@ -178,3 +178,17 @@ async def test_create_token_get_with_bad_signature_is_pop_error(gateway):
     )
     assert status == 400 and "application/json" in headers
     assert json.loads(body)["Code"] == "MissingParameter"
+
+
+async def test_tokens_never_reach_the_log_even_at_debug(gateway, caplog):
+    caplog.set_level("DEBUG")
+    gw = await gateway(handlers=HANDLERS, token=["sekret-token-1234"])
+    async with connect(gw.url, additional_headers={"X-NLS-Token": "sekret-token-1234"}) as ws:
+        await start(ws, new_id())
+    async with connect(gw.url + "?token=sekret-token-1234") as ws:
+        await start(ws, new_id())
+    with pytest.raises(InvalidStatus):
+        await connect(gw.url, additional_headers={"X-NLS-Token": "wrong-sekret"})
+    server_side = [r for r in caplog.records if not r.name.startswith("websockets.client")]
+    assert server_side  # the gateway did log at DEBUG
+    assert not [r for r in server_side if "sekret" in r.getMessage()]
