@@ -109,31 +109,49 @@ def _screenshot(driver: WebDriver, width: int, path: Path) -> None:
     driver.save_screenshot(str(path))
 
 
-def _drive(url: str, mic: Path, profile: Path) -> dict[str, Any]:
+def _chrome(mic: Path | None, profile: Path) -> WebDriver:
     chromium, chromedriver = _browser_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--use-file-for-fake-audio-capture={mic}")
+    if mic is not None:
+        options.add_argument(f"--use-file-for-fake-audio-capture={mic}")
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument("--window-size=1280,900")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+    driver.set_page_load_timeout(20)
+    driver.set_script_timeout(20)
+    return driver
+
+
+def _open_console(driver: WebDriver, url: str) -> None:
+    driver.get(url)
+    _wait(driver, "the page script", lambda: _attr(driver, "gateway-status", "data-state"), 10)
+    _wait(
+        driver,
+        "gateway ready and voices",
+        lambda: driver.execute_script(
+            "return document.querySelectorAll('#tts-voice option').length"
+        ),
+        15,
+    )
+
+
+def _console_errors(driver: WebDriver) -> list[str]:
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if entry.get("level") == "SEVERE" and "favicon" not in entry["message"]
+    ]
+
+
+def _drive(url: str, mic: Path, profile: Path) -> dict[str, Any]:
+    driver = _chrome(mic, profile)
     found: dict[str, Any] = {}
     try:
-        driver.set_page_load_timeout(20)
-        driver.set_script_timeout(20)
-        driver.get(url)
-        _wait(driver, "the page script", lambda: _attr(driver, "gateway-status", "data-state"), 10)
-        _wait(
-            driver,
-            "gateway ready and voices",
-            lambda: driver.execute_script(
-                "return document.querySelectorAll('#tts-voice option').length"
-            ),
-            15,
-        )
+        _open_console(driver, url)
 
         # Token: CreateToken signed in the page (the gateway checks the signature).
         driver.find_element(By.CSS_SELECTOR, ".createtoken summary").click()
@@ -192,11 +210,7 @@ def _drive(url: str, mic: Path, profile: Path) -> dict[str, Any]:
         found["overflow_375"] = driver.execute_script(
             "return document.documentElement.scrollWidth > window.innerWidth"
         )
-        found["console_errors"] = [
-            entry["message"]
-            for entry in driver.get_log("browser")
-            if entry.get("level") == "SEVERE" and "favicon" not in entry["message"]
-        ]
+        found["console_errors"] = _console_errors(driver)
     finally:
         driver.quit()
     return found
@@ -218,4 +232,73 @@ async def test_console_live_transcription_and_synthesis(gateway: Any, tmp_path: 
     assert found["words"] > 0
     assert found["download"].startswith("blob:")
     assert not found["overflow_375"]
+    assert not found["console_errors"]
+
+
+def _stereo_48k_wav(path: Path) -> Path:
+    """The eval file as 48 kHz stereo, so the page must resample and downmix it."""
+    import soxr
+
+    speech = soxr.resample(load_wav(EVAL_FILE), 16000, 48000)
+    pcm = (np.clip(np.stack([speech, 0.8 * speech], axis=1), -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def _drive_dev(url: str, audio_file: Path, profile: Path) -> dict[str, Any]:
+    driver = _chrome(None, profile)
+    found: dict[str, Any] = {}
+    try:
+        _open_console(driver, url)
+        # "Use dev token": CreateToken on a dev-mode gateway, appkey "default".
+        driver.find_element(By.ID, "use-dev").click()
+        _wait(driver, "dev token", lambda: "Got a token" in _text(driver, "#access-message"), 10)
+        found["token"] = driver.find_element(By.ID, "token").get_attribute("value")
+        found["appkey"] = driver.find_element(By.ID, "appkey").get_attribute("value")
+
+        # File transcription: decodeAudioData → 16 kHz mono → PCM frames.
+        driver.find_element(By.ID, "file-input").send_keys(str(audio_file))
+        _wait(
+            driver,
+            "file transcription",
+            lambda: _attr(driver, "file", "data-state") in ("done", "failed"),
+            40,
+        )
+        found["file_state"] = _attr(driver, "file", "data-state")
+        found["file_sentence"] = _text(driver, "#file-sentences li .sentence-text")
+
+        # A TaskFailed shows its NLS status code: an unknown voice is 40000003.
+        driver.execute_script(
+            "const s = document.getElementById('tts-voice');"
+            "s.add(new Option('no-such-voice', 'no-such-voice')); s.value = 'no-such-voice';"
+        )
+        driver.find_element(By.ID, "tts-start").click()
+        _wait(driver, "TaskFailed", lambda: _attr(driver, "tts", "data-state") == "failed", 15)
+        found["error_code"] = _text(driver, "#tts-error .error-code")
+        found["error_text"] = _text(driver, "#tts-error .error-text")
+        found["console_errors"] = _console_errors(driver)
+    finally:
+        driver.quit()
+    return found
+
+
+@pytest.mark.timeout(90)
+async def test_console_dev_token_file_transcription_and_errors(
+    gateway: Any, tmp_path: Path
+) -> None:
+    _browser_paths()
+    gw = await gateway(engines="real")  # 127.0.0.1 without credentials: dev mode
+    audio = _stereo_48k_wav(tmp_path / "speech-48k-stereo.wav")
+    found = await asyncio.to_thread(_drive_dev, gw.http_url + "/", audio, tmp_path / "profile")
+
+    assert re.fullmatch(r"[0-9a-f]{32}", found["token"])
+    assert found["appkey"] == "default"
+    assert found["file_state"] == "done"
+    assert cer(reference(EVAL_FILE), found["file_sentence"]) <= 0.3, found["file_sentence"]
+    assert found["error_code"] == "40000003"
+    assert "no-such-voice" in found["error_text"]
     assert not found["console_errors"]
