@@ -25,6 +25,8 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --no-deps --target .venv/official-nls-sdk \
     alibabacloud-nls-python-sdk==1.0.2 aliyun-python-sdk-core==2.16.1 jmespath==1.1.0 \
     cryptography cffi pycparser
+  # Headless Chromium for the web console's browser test (Debian packages).
+  "$ROOT/scripts/install-browser"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
