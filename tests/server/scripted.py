@@ -3,7 +3,8 @@
 The handler's behaviour is chosen by the start payload's ``script`` key, so one handler
 class covers the pump's paths: ``ok`` (Completed on Stop), ``task_error`` (TaskError in
 on_start), ``crash`` (RuntimeError in on_start), ``hang`` (on_stop never returns),
-``bg_complete`` (a background task sends Completed without Stop), ``slow_stop`` (Stop
+``bg_complete`` (a background task sends Completed without Stop), ``bg_fail`` (a
+background task fails the task, then tries to send more), ``slow_stop`` (Stop
 takes ``delay`` seconds).
 """
 
@@ -39,6 +40,8 @@ class ScriptedRecognizer(TaskHandler):
         await self.ctx.send_event("RecognitionStarted")
         if self.script == "bg_complete":
             self._bg = asyncio.create_task(self._complete_soon())
+        if self.script == "bg_fail":
+            self._bg = asyncio.create_task(self._fail_soon())
 
     async def on_audio(self, data: bytes) -> None:
         self.received += len(data)
@@ -55,6 +58,11 @@ class ScriptedRecognizer(TaskHandler):
     async def _complete_soon(self) -> None:
         await asyncio.sleep(0.05)
         await self.ctx.send_event("RecognitionCompleted", {"result": "auto", "duration": 0})
+
+    async def _fail_soon(self) -> None:
+        await asyncio.sleep(0.05)
+        await self.ctx.fail(41010104, "Realtime:TOO_LONG_SPEECH:scripted")
+        await self.ctx.send_event("RecognitionResultChanged", {"result": "dropped"})
 
     async def close(self) -> None:
         if self._bg is not None:

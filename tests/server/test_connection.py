@@ -70,6 +70,21 @@ async def test_background_completion_frees_task_and_socket_stays_open(gateway):
         assert (await start(ws, second))["header"]["name"] == "RecognitionStarted"
 
 
+async def test_background_failure_closes_and_drops_late_events(gateway):
+    gw = await gateway(handlers=HANDLERS)
+    async with connect(gw.url) as ws:
+        task = new_id()
+        await start(ws, task, script="bg_fail")
+        failed = await recv_event(ws)
+        assert failed["header"]["name"] == "TaskFailed"
+        assert failed["header"]["status"] == 41010104
+        assert failed["header"]["namespace"] == "SpeechRecognizer"
+        assert await _closed_code(ws) == 1000  # nothing after TaskFailed
+    await _eventually(lambda: task in CLOSED)
+    assert gw.shared.admission.active == 0
+    assert _sessions(gw, "SpeechRecognizer", "failed") == 1
+
+
 async def test_idle_timeout_names_last_directive(gateway):
     gw = await gateway(handlers=HANDLERS, idle_timeout=0.3)
     async with connect(gw.url) as ws:
