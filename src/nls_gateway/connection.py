@@ -206,7 +206,12 @@ class Connection:
                 # call: cancel it now so the task is freed at once (40010004 in the cloud).
                 self._outcome = self._outcome or "client_disconnect"
                 consumer.cancel()
-            await asyncio.gather(consumer, return_exceptions=True)
+            (result,) = await asyncio.gather(consumer, return_exceptions=True)
+            if isinstance(result, Exception):
+                # A bug in the pump itself: say so, and end the task with 50000000
+                # instead of closing the socket silently.
+                logger.error("! %s connection pump failed", self._peer, exc_info=result)
+                await self.fail(Status.SERVER_ERROR, _SERVER_ERROR_TEXT, outcome="server_error")
         finally:
             reader.cancel()
             watcher.cancel()

@@ -88,7 +88,8 @@ def parse_message(text: str | bytes) -> Message:
         text = text.decode("utf-8", errors="replace")
     try:
         obj = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the interpreter's stack (e.g. 100k '[').
         raise _invalid("Invalid message format, not a json!") from exc
     if not isinstance(obj, dict):
         raise _invalid("Invalid message format, not a json object!")
