@@ -58,6 +58,7 @@ class NlsCommonProto:
                 "close": on_close,
             },
             callback_args,
+            overlap=True,
         )
 
     def start(

@@ -43,7 +43,7 @@ def recognizer():
     sr.start(aformat="pcm", enable_intermediate_result=True, enable_punctuation_prediction=True)
     for i in range(0, len(audio), 640):
         sr.send_audio(audio[i : i + 640])
-    sr.stop()
+    sr.stop(timeout=60)
     time.sleep(0.5)
     return calls
 
@@ -68,7 +68,7 @@ def transcriber():
         st.send_audio(audio[i : i + 3200])
     st.ctrl(max_sentence_silence=600)
     st.send_audio(b"\x00\x00" * 16000)  # trailing silence ends the sentence
-    st.stop()
+    st.stop(timeout=60)
     time.sleep(0.5)
     return calls
 

@@ -15,6 +15,7 @@ TaskFailed, refused or rejected connection, timeout, early close, garbage frames
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections import deque
@@ -48,8 +49,13 @@ class SyncSession:
         factory: Callable[..., AsyncSession],
         callbacks: Callbacks,
         callback_args: Sequence[Any] = (),
+        *,
+        overlap: bool = False,
     ) -> None:
         self._factory = factory
+        self._overlap = overlap
+        """Let ``start`` begin a new task while the previous one still finishes
+        (``NlsCommonProto``, like the original, which simply opened a new connection)."""
         self._callbacks = callbacks
         self._args = tuple(callback_args)
         self._loop = shared_loop()
@@ -72,13 +78,15 @@ class SyncSession:
         starts that are not a namespace's start command (``NlsCommonProto``).
         """
         with self._lock:
-            if self._session is not None and self._live(self._session):
+            previous = self._session
+            if previous is not None and self._live(previous) and not self._overlap:
                 self._say_once("start() called while a task is running; call stop() first")
                 return False
             session = self._session = self._factory(**session_kwargs)
             self._accepting = False
             self._warned = False
-        session.on_event = self._on_event
+        # Bound per session: a previous task still finishing keeps its own events apart.
+        session.on_event = functools.partial(self._on_event, session)
         return self._wait(self._astart(session, command, timeout), timeout)
 
     def wait_completed(self, timeout: float | None) -> bool:
@@ -201,25 +209,28 @@ class SyncSession:
             except NlsError:
                 self._pending.clear()  # the task ended; its end is reported as an event
 
-    def _on_event(self, event: Event | AudioData | None) -> None:
-        session = self._session
+    def _on_event(self, session: AsyncSession, event: Event | AudioData | None) -> None:
+        current = session is self._session
         if event is None:
-            self._accepting = False
+            if current:
+                self._accepting = False
             self._dispatch("close")
             return
         if isinstance(event, AudioData):
             self._dispatch("audio", event.data)
             return
         if isinstance(event, TaskFailed):
-            self._accepting = False
+            if current:
+                self._accepting = False
             self._dispatch_error(event)
-            if session is not None and session.connection is not None:
+            if session.connection is not None:
                 # The gateway closes after TaskFailed; make sure we do too (§2.7).
                 self._loop.loop.create_task(session.connection.close())
             return
         self._dispatch(event.header.name, event.raw)
-        if session is not None and event.header.name == session.spec.completed:
-            self._accepting = False
+        if event.header.name == session.spec.completed:
+            if current:
+                self._accepting = False
             if session.connection is not None:
                 # The official SDK closes after *Completed; on_close follows on_completed.
                 self._loop.loop.create_task(session.connection.close())
