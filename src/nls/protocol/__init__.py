@@ -51,6 +51,7 @@ from nls.protocol.events import (
 )
 from nls.protocol.messages import (
     Header,
+    IdFactory,
     Message,
     is_valid_id,
     new_id,
@@ -78,6 +79,7 @@ __all__ = [
     "FlushText",
     "GenericCommand",
     "Header",
+    "IdFactory",
     "Message",
     "MetaInfo",
     "Namespace",
