@@ -60,13 +60,14 @@ from nls.protocol.messages import (
     serialize_event,
 )
 from nls.protocol.server import AudioReceived, CommandReceived, ServerProtocol
-from nls.protocol.states import SPECS, NamespaceSpec, Step, TaskState, spec_for, transition
+from nls.protocol.states import GENERIC, SPECS, NamespaceSpec, Step, TaskState, spec_for, transition
 
 __all__ = [
     "COMMAND_TYPES",
     "DEFAULT_CONTEXT",
     "DEFAULT_URL",
     "EVENT_TYPES",
+    "GENERIC",
     "MAX_FRAME_BYTES",
     "SPECS",
     "AudioData",
