@@ -10,7 +10,6 @@ from enum import Enum, IntEnum
 from typing import Any
 
 __all__ = [
-    "ALIBABA_GATEWAY_URLS",
     "DEFAULT_CONTEXT",
     "DEFAULT_URL",
     "MAX_FRAME_BYTES",
@@ -21,14 +20,6 @@ __all__ = [
 
 DEFAULT_URL = "wss://nls-gateway-cn-shanghai.aliyuncs.com/ws/v1"
 """The SDK's default gateway (the 2025 doc's spelling, protocol.md §1.1)."""
-
-ALIBABA_GATEWAY_URLS = (
-    "wss://nls-gateway.cn-shanghai.aliyuncs.com/ws/v1",
-    DEFAULT_URL,
-    "wss://nls-gateway-cn-beijing.aliyuncs.com/ws/v1",
-    "wss://nls-gateway-cn-shenzhen.aliyuncs.com/ws/v1",
-    "wss://nls-gateway-ap-southeast-1.aliyuncs.com/ws/v1",
-)
 
 MAX_FRAME_BYTES = 64 * 1024
 """Largest frame we send: Java's Netty client caps WebSocket frames at 64 KiB (§2.2)."""
