@@ -71,6 +71,9 @@ _IDLE = _Marker("IDLE")
 """Idle watcher: the idle deadline passed (the consumer re-checks it)."""
 _WAKE = _Marker("WAKE")
 """A handler's background work completed the task: close the handler now."""
+_GONE = _Marker("GONE")
+"""The reader saw the socket close: the consumer ends at its next look at the inbox,
+even if an awaited library swallowed the cancellation meant to end it."""
 
 
 class Admission:
@@ -205,6 +208,7 @@ class Connection:
                 # Client vanished (or closed) with the consumer possibly inside a handler
                 # call: cancel it now so the task is freed at once (40010004 in the cloud).
                 self._outcome = self._outcome or "client_disconnect"
+                self._inbox.put_nowait(_GONE)
                 consumer.cancel()
             (result,) = await asyncio.gather(consumer, return_exceptions=True)
             if isinstance(result, Exception):
@@ -285,6 +289,8 @@ class Connection:
     async def _consume(self) -> None:
         while True:
             item = await self._inbox.get()
+            if item is _GONE:
+                return
             if item is _IDLE:
                 if self._idle_expired():
                     text = Status.IDLE_TIMEOUT.text.format(self.protocol.last_directive)

@@ -125,8 +125,10 @@ class EngineRunner:
         """Decode one segment; segments arriving together share one model call.
 
         Raises:
-            EngineError: too many segments pending, the batch timed out or the engine
-                failed (the failure is reported to every segment of that batch).
+            EngineError: too many segments pending or the batch timed out (reported to
+                every segment of that batch). An exception the engine raises for a batch
+                is narrowed down by decoding its segments one by one, so it reaches only
+                the segment(s) that cause it.
         """
         await self._admit()
         try:
@@ -220,30 +222,69 @@ class EngineRunner:
                 raise EngineError(
                     f"transcribe_batch returned {len(results)} results for {len(live)} segments"
                 )
-        except BaseException as exc:
-            for _, _, fut in live:
-                if not fut.done():
-                    fut.set_exception(exc if isinstance(exc, Exception) else EngineError(str(exc)))
-            if not isinstance(exc, Exception):
-                raise
+        except EngineError as exc:
+            # A timeout (or the pool shutting down) stays with the whole batch: retrying a
+            # hung segment would only tie up another executor thread.
+            self._fail_all(live, exc)
             return
+        except Exception as exc:
+            if len(live) == 1:
+                self._fail_all(live, exc)
+                return
+            # One bad segment must fail only its own task: decode them one by one.
+            await self._decode_each(batch.asr, live)
+            return
+        except BaseException as exc:
+            self._fail_all(live, EngineError(str(exc)))
+            raise
         for (_, _, fut), result in zip(live, results, strict=True):
             if not fut.done():
                 fut.set_result(result)
+
+    async def _decode_each(
+        self,
+        asr: AsrEngine,
+        items: list[tuple[Float32Array, AsrOptions, asyncio.Future[AsrResult]]],
+    ) -> None:
+        for audio, options, fut in items:
+            if fut.done():
+                continue
+            try:
+                result = await self._call("transcribe", asr.transcribe, audio, options)
+            except Exception as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+            else:
+                if not fut.done():
+                    fut.set_result(result)
+
+    @staticmethod
+    def _fail_all(
+        items: list[tuple[Float32Array, AsrOptions, asyncio.Future[AsrResult]]], exc: Exception
+    ) -> None:
+        for _, _, fut in items:
+            if not fut.done():
+                fut.set_exception(exc)
 
     async def _call(self, op: str, fn: Callable[..., _T], *args: Any) -> _T:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         future = loop.run_in_executor(self._executor, functools.partial(fn, *args))
         try:
-            if self._timeout is None:
-                return await future
-            return await asyncio.wait_for(future, self._timeout)
-        except asyncio.TimeoutError:
-            # The thread keeps running (threads cannot be killed); only this call fails.
-            self._count_error("timeout")
-            logger.error("! engine call %s timed out after %.1f s", op, self._timeout)
-            raise EngineError(f"engine call timed out after {self._timeout:g} s") from None
+            # Not asyncio.wait_for: before Python 3.12 it swallows a cancellation that
+            # arrives as the call completes, and a connection whose client vanished
+            # would then never see its consumer end (the task leaked until shutdown).
+            done, _ = await asyncio.wait({future}, timeout=self._timeout)
+            if not done:
+                # The thread keeps running (threads cannot be killed); only this call fails.
+                future.cancel()
+                self._count_error("timeout")
+                logger.error("! engine call %s timed out after %.1f s", op, self._timeout)
+                raise EngineError(f"engine call timed out after {self._timeout:g} s")
+            return future.result()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         finally:
             if self._metrics is not None:
                 self._metrics.engine_latency.labels(op).observe(time.perf_counter() - started)

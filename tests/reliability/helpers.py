@@ -164,3 +164,68 @@ def proc_stats() -> dict[str, int]:
             elif line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) * 1024
     return {"threads": threads, "fds": len(os.listdir("/proc/self/fd")), "rss": rss}
+
+
+class GatewayProcess:
+    """``python -m nls_gateway serve --engines scripted`` on a free loopback port.
+
+    Use as a context manager; :meth:`kill` ends it abruptly (SIGKILL), like a crash.
+    """
+
+    def __init__(self, *extra_args: str, timeout: float = 30.0) -> None:
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nls_gateway",
+                "serve",
+                "--engines",
+                "scripted",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--log-level",
+                "WARNING",
+                *extra_args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        import time
+
+        deadline = time.monotonic() + timeout
+        self.url = ""
+        assert self.proc.stderr is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            match = re.search(r"ready on (ws://\S+)", line)
+            if match:
+                self.url = match.group(1)
+                break
+        if not self.url:
+            self.proc.kill()
+            raise RuntimeError("the gateway process did not become ready")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+    def __enter__(self) -> GatewayProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except Exception:
+                self.proc.kill()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
