@@ -1,0 +1,16 @@
+"""Fixtures of the reliability suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from reliability.helpers import GatewayProcess
+
+
+@pytest.fixture
+def gateway_process() -> Iterator[str]:
+    """A scripted gateway in its own process, limit one task; yields its URL."""
+    with GatewayProcess("--max-concurrent-tasks", "1") as gw:
+        yield gw.url
