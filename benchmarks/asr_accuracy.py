@@ -8,7 +8,7 @@ to benchmarks/results/asr_accuracy.json. Runs offline; one model load, then one
 transcribe() per file (after one warm-up call); the long files go through the VAD
 segmenter first and their sentences are decoded with one transcribe_batch() call.
 
-Usage: python benchmarks/asr_accuracy.py [--beam N] [--eval-dir DIR] [--partial]
+Usage: python benchmarks/asr_accuracy.py [--beam N] [--lm-weight W] [--eval-dir DIR] [--partial]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 from nls_gateway.engines.base import AsrOptions, AsrResult
 from nls_gateway.engines.silero_vad import SileroVad
-from nls_gateway.engines.whisper import WhisperEngine
+from nls_gateway.engines.whisper import DEFAULT_BEAM_SIZE, LM_WEIGHT, WhisperEngine
 from nls_gateway.engines.zh_text import scoring_form
 from nls_gateway.segmenter import Segmenter, SpeechEnded
 
@@ -41,13 +41,18 @@ TARGETS = {"zh": 0.08, "en": 0.05}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
-    parser.add_argument("--beam", type=int, default=1, help="beam size for final results")
+    parser.add_argument(
+        "--beam", type=int, default=DEFAULT_BEAM_SIZE, help="beam size for final results"
+    )
+    parser.add_argument(
+        "--lm-weight", type=float, default=LM_WEIGHT, help="zh word-LM weight (0: off)"
+    )
     parser.add_argument("--partial", action="store_true", help="decode as partials (greedy)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
     load_start = time.perf_counter()
-    engine = WhisperEngine(beam_size=args.beam)
+    engine = WhisperEngine(beam_size=args.beam, lm_weight=args.lm_weight)
     engine.preload(("zh", "en"))
     load_s = time.perf_counter() - load_start
     vad = SileroVad()
@@ -103,7 +108,12 @@ def main() -> None:
         )
     report = {
         "machine": _machine(),
-        "settings": {"beam_final": args.beam, "partial": args.partial, "load_s": round(load_s, 2)},
+        "settings": {
+            "beam_final": args.beam,
+            "lm_weight": args.lm_weight,
+            "partial": args.partial,
+            "load_s": round(load_s, 2),
+        },
         "summary": summary,
         "files": results,
     }

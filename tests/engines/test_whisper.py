@@ -3,13 +3,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from evaldata import edit_distance, load_wav, reference
 from nls_gateway.engines.base import AsrEngine, AsrOptions
-from nls_gateway.engines.whisper import WhisperEngine, create
+from nls_gateway.engines.whisper import WhisperEngine, _drop_repeat, create
 from nls_gateway.engines.zh_text import scoring_form
 
 ZH = "zh_dev_07_paddlespeech_zh.wav"
@@ -100,3 +101,66 @@ def test_final_decode_of_5s_clip_is_fast(engine: WhisperEngine) -> None:
 def test_unknown_language_is_rejected(engine: WhisperEngine) -> None:
     with pytest.raises(ValueError):
         engine.transcribe(np.ones(16000, np.float32) * 0.1, AsrOptions(language="fr"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        # Beam search on the short encoder input looped these (eval set).
+        (
+            "为了的时候说不清楚你们知道吗？为了的时候说不清楚你们知道吗？为",
+            "为了的时候说不清楚你们知道吗？",
+        ),
+        ("go forward 10 meters. Go forward 10 meters. Go for", "go forward 10 meters."),
+        (
+            "It was his life. It was not so much the loss. It was not so much the loss.",
+            "It was his life. It was not so much the loss",
+        ),
+        (
+            "我认为跑步最重要的就是给我带来了身体健康。",
+            "我认为跑步最重要的就是给我带来了身体健康。",
+        ),
+        ("好的好的好的", "好的好的好的"),  # short interjections are speech, not a loop
+    ],
+)
+def test_drop_repeat_cuts_loops(raw: str, kept: str) -> None:
+    assert _drop_repeat(raw) == kept
+
+
+def test_nbest_pick_cuts_loops_and_prefers_real_words(engine: WhisperEngine) -> None:
+    job = engine._job(0, load_wav(ZH2), AsrOptions(), engine._model("zh"))
+    enc = job.tokenizer.encode
+    loop = "交易几乎停制的情况。" * 4 + "交易几乎"
+    output = SimpleNamespace(
+        sequences_ids=[enc(loop), enc("交易几乎停滞的情况。")],
+        scores=[-0.20, -0.22],
+    )
+    # The loop is cut back to its first sentence; the word LM then prefers 停滞 (a word).
+    assert engine._pick(job, output).text == "交易几乎停滞的情况。"
+    # Without the word LM the acoustically best hypothesis wins.
+    plain = WhisperEngine(lm_weight=0)
+    plain._loaded = engine._loaded
+    assert plain._pick(job, output).text == "交易几乎停制的情况。"
+
+
+def test_partials_stay_greedy_and_finals_use_the_beam(engine: WhisperEngine) -> None:
+    clip = load_wav(ZH)
+    calls: list[int] = []
+    model = engine._model("zh")
+    original = model.ct2
+
+    class Spy:
+        def __getattr__(self, name: str) -> object:
+            return getattr(original, name)
+
+        def generate(self, *args: object, **kwargs: object) -> object:
+            calls.append(int(kwargs["beam_size"]))  # type: ignore[call-overload]
+            return original.generate(*args, **kwargs)
+
+    model.ct2 = Spy()
+    try:
+        engine.transcribe(clip, AsrOptions(final=False))
+        engine.transcribe(clip, AsrOptions())
+    finally:
+        model.ct2 = original
+    assert calls == [1, 5]
