@@ -171,8 +171,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         starts = await bench_starts(url, args.starts, args.concurrency)
         open_sessions, open_s, active = await bench_open(url, http_url, args.open)
     finally:
+        # SIGTERM = graceful shutdown (grace 10 s); kill only if it overruns badly.
         proc.terminate()
-        await asyncio.wait_for(proc.wait(), 30)
+        try:
+            await asyncio.wait_for(proc.wait(), 60)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
     return {
         "handshakes_per_s": round(handshakes, 1),
         "starts_per_s": round(starts, 1),
