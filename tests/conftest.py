@@ -16,6 +16,7 @@ by the fixture is shut down (grace 0) when the test ends.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -29,6 +30,12 @@ from nls_gateway.tasks.base import Engines, TaskHandler
 from nls_gateway.testing import ScriptedAsr, ScriptedTts, ScriptedVad
 
 GatewayFactory = Callable[..., Awaitable[Gateway]]
+
+# The shared data beside the clone: the model mirror (weights no registry ships) and the
+# real speech for end-to-end tests. scripts/env.sh sets the same defaults.
+_SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+os.environ.setdefault("NLS_MODEL_MIRROR", os.path.abspath(os.path.join(_SHARED, "models")))
+os.environ.setdefault("NLS_EVAL_DIR", os.path.abspath(os.path.join(_SHARED, "eval")))
 
 _real: Engines | None = None
 _real_lock = threading.Lock()
