@@ -1,9 +1,9 @@
-"""The ``nls`` command line: ``nls serve`` starts a gateway (more subcommands come later).
+"""``nls serve``: run the gateway in the foreground until SIGTERM/SIGINT.
 
-This module owns argv parsing (argparse, built from small ``add_*_args`` functions so each
-subcommand picks the groups it needs, as in sherpa-onnx's ``streaming_server.py``), the
-process's logging setup, signal handling and exit codes. It is the only module allowed to
-``print``, call ``logging.basicConfig``, ``sys.exit`` or ``asyncio.run`` (design rule R9).
+This module owns the serve subcommand's flags (small ``add_*_args`` functions so each
+subcommand picks the groups it needs, as in sherpa-onnx's ``streaming_server.py``), its
+logging setup, signal handling and exit codes. Like the rest of ``nls_gateway.cli`` it may
+``print``, call ``logging.basicConfig`` and ``asyncio.run`` (design rule R9).
 
 It must not contain server logic: it builds a ``ServerConfig`` and calls ``serve``.
 """
@@ -16,8 +16,6 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 
 from nls_gateway.config import DEFAULT_PORT, ServerConfig
 
@@ -28,8 +26,7 @@ __all__ = [
     "add_limit_args",
     "add_logging_args",
     "add_network_args",
-    "build_parser",
-    "main",
+    "register",
 ]
 
 logger = logging.getLogger("nls_gateway")
@@ -139,14 +136,16 @@ def add_logging_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``nls`` parser with its subcommands."""
-    parser = argparse.ArgumentParser(
-        prog="nls", description="OpenNLS: local NLS-compatible speech gateway and tools"
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``serve`` subcommand to the ``nls`` parser."""
+    serve = sub.add_parser(
+        "serve",
+        help="run the gateway (WebSocket /ws/v1 + HTTP)",
+        description="Run the NLS-compatible gateway: WebSocket /ws/v1, CreateToken, "
+        "/healthz, /metrics, /voices and the web console, on one port.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gateway (WebSocket /ws/v1 + HTTP)")
     for add in (
         add_config_args,
         add_network_args,
@@ -157,22 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         add(serve)
     serve.set_defaults(func=_cmd_serve)
-    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``nls`` console script and ``python -m nls_gateway``."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    code = args.func(args)
-    sys.exit(code)
-
-
-def _version() -> str:
-    try:
-        return version("opennls")
-    except PackageNotFoundError:  # running from a source tree without installing
-        return "unknown"
+_EXAMPLES = """examples:
+  nls serve                                   # dev mode on 127.0.0.1:8765 (any token)
+  nls serve --appkey demo:zh --token secret   # only this appkey and token
+  nls serve --host 0.0.0.0 --config gateway.toml
+  NLS_TOKEN=secret nls serve --port 9000 --log-level DEBUG
+"""
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
