@@ -12,5 +12,5 @@ from reliability.helpers import GatewayProcess
 @pytest.fixture
 def gateway_process() -> Iterator[str]:
     """A scripted gateway in its own process, limit one task; yields its URL."""
-    with GatewayProcess("--max-concurrent-tasks", "1") as gw:
+    with GatewayProcess(max_concurrent_tasks=1) as gw:
         yield gw.url

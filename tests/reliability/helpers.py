@@ -166,32 +166,43 @@ def proc_stats() -> dict[str, int]:
     return {"threads": threads, "fds": len(os.listdir("/proc/self/fd")), "rss": rss}
 
 
+GATEWAY_SCRIPT = r"""
+import asyncio, json, logging, signal, sys
+from nls_gateway.config import ServerConfig
+from nls_gateway.server import serve
+
+async def main():
+    options = json.loads(sys.argv[1])
+    gw = serve(ServerConfig(host="127.0.0.1", port=0, engines="scripted", **options))
+    await gw.start()
+    await gw.wait_ready()
+    print("ready on", gw.url, file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gw.shutdown(grace=0)
+
+logging.basicConfig(level=logging.WARNING)
+asyncio.run(main())
+"""
+"""A scripted gateway in a child process, started through the library (not the CLI), so
+it depends only on ``ServerConfig`` and ``serve``. argv[1]: ServerConfig fields as JSON."""
+
+
 class GatewayProcess:
-    """``python -m nls_gateway serve --engines scripted`` on a free loopback port.
+    """A gateway with scripted engines in its own process on a free loopback port.
 
     Use as a context manager; :meth:`kill` ends it abruptly (SIGKILL), like a crash.
+    ``options`` are ``ServerConfig`` fields.
     """
 
-    def __init__(self, *extra_args: str, timeout: float = 30.0) -> None:
+    def __init__(self, timeout: float = 30.0, **options: Any) -> None:
         import subprocess
         import sys
 
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nls_gateway",
-                "serve",
-                "--engines",
-                "scripted",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--log-level",
-                "WARNING",
-                *extra_args,
-            ],
+            [sys.executable, "-c", GATEWAY_SCRIPT, json.dumps(options)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
