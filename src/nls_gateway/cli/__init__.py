@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from nls.exception import NlsError
-from nls_gateway.cli import serve, speech, tools
+from nls_gateway.cli import serve
 from nls_gateway.cli.errors import UsageError
 from nls_gateway.cli.output import error_line
 from nls_gateway.cli.serve import (
@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Imported here: they need the gateway extra (rich, PyAV, numpy); main() explains a
+    # missing one instead of showing a traceback.
+    from nls_gateway.cli import speech, tools
+
     speech.register(sub)
     serve.register(sub)
     tools.register(sub)
@@ -87,7 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``nls`` console script and ``python -m nls_gateway``."""
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as exc:
+        # `pip install opennls` alone installs the SDK; the command needs the gateway extra.
+        print(f"nls: {exc}; install the command line with: pip install 'opennls[gateway]'",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(1)
     args = parser.parse_args(argv)
     sys.exit(run(args))
 

@@ -31,7 +31,7 @@ from nls.asyncio import (
     AsyncStreamInputSynthesizer,
 )
 from nls.exception import NlsError
-from nls.protocol import Event, TranscriptionResultChanged
+from nls.protocol import Event, SentenceBegin, SentenceEnd, TranscriptionResultChanged
 from nls_gateway.cli import audio
 from nls_gateway.cli.display import Display
 from nls_gateway.cli.errors import UsageError
@@ -182,6 +182,10 @@ async def run_transcription(
             async for event in st.events():
                 if isinstance(event, TranscriptionResultChanged):
                     display.partial(event.result)
+                if isinstance(event, (SentenceBegin, TranscriptionResultChanged, SentenceEnd)):
+                    # The bar follows the server's position in the audio, not the upload:
+                    # sent at full speed, the upload is done long before recognition is.
+                    display.advance(event.time / 1000)
                 if isinstance(event, Event):
                     display.write(writer.event(event))
 
@@ -191,7 +195,6 @@ async def run_transcription(
         def progress(seconds: float) -> None:
             nonlocal sent
             sent = seconds
-            display.advance(seconds)
 
         try:
             async for frame in audio.frames(source.chunks, realtime=realtime, on_frame=progress):
@@ -202,6 +205,7 @@ async def run_transcription(
                 # Sent at full speed, the engine may still have most of the audio to decode.
                 await st.finish(timeout=max(60.0, sent))
             await consumer
+            display.advance(sent)
         except NlsError as exc:
             _raise_consumer_error(consumer, exc)
             raise
