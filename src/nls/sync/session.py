@@ -64,6 +64,8 @@ class SyncSession:
         self._accepting = False
         self._warned = False
         self._pending: deque[bytes] = deque()
+        self._pending_lock = threading.Lock()
+        self._writer_scheduled = False
         self._writer: asyncio.Task[None] | None = None
         self._lock = threading.Lock()
 
@@ -123,7 +125,13 @@ class SyncSession:
         if not self._accepting:
             self._say_once("send_audio() before start() succeeded, or after the task ended")
             return False
-        self._loop.call_soon(self._feed, bytes(data))
+        # One loop wake-up per burst, not per frame: the writer drains whatever is queued.
+        with self._pending_lock:
+            self._pending.append(bytes(data))
+            if self._writer_scheduled:
+                return True
+            self._writer_scheduled = True
+        self._loop.call_soon(self._start_writer)
         return True
 
     def shutdown(self, timeout: float = 3.0) -> None:
@@ -193,21 +201,25 @@ class SyncSession:
             return False
         return True
 
-    def _feed(self, data: bytes) -> None:
-        self._pending.append(data)
-        if self._writer is None or self._writer.done():
-            self._writer = self._loop.loop.create_task(self._drain_audio())
+    def _start_writer(self) -> None:
+        self._writer = self._loop.loop.create_task(self._drain_audio())
 
     async def _drain_audio(self) -> None:
+        """Send queued audio in order until the queue is empty (runs on the loop)."""
         session = self._session
-        while self._pending:
-            data = self._pending.popleft()
+        while True:
+            with self._pending_lock:
+                if not self._pending:
+                    self._writer_scheduled = False
+                    return
+                data = self._pending.popleft()
             if session is None or session.connection is None:
                 continue
             try:
                 await session.send_audio(data)
             except NlsError:
-                self._pending.clear()  # the task ended; its end is reported as an event
+                with self._pending_lock:
+                    self._pending.clear()  # the task ended; its end is reported as an event
 
     def _on_event(self, session: AsyncSession, event: Event | AudioData | None) -> None:
         current = session is self._session
