@@ -24,6 +24,8 @@ class SharedLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self._batch: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
+        self._batch_lock = threading.Lock()
         self._ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="nls-loop", daemon=True)
         self.thread.start()
@@ -39,8 +41,23 @@ class SharedLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def call_soon(self, fn: Callable[..., object], *args: Any) -> None:
-        """Run ``fn(*args)`` on the loop thread soon (thread-safe, non-blocking)."""
-        self.loop.call_soon_threadsafe(fn, *args)
+        """Run ``fn(*args)`` on the loop thread soon (thread-safe, non-blocking).
+
+        Calls are batched: waking the loop costs a self-pipe write, so calls made while a
+        wake-up is already pending ride along with it (one write per burst of audio from
+        many sessions instead of one per frame).
+        """
+        with self._batch_lock:
+            self._batch.append((fn, args))
+            if len(self._batch) > 1:
+                return
+        self.loop.call_soon_threadsafe(self._run_batch)
+
+    def _run_batch(self) -> None:
+        with self._batch_lock:
+            batch, self._batch = self._batch, []
+        for fn, args in batch:
+            fn(*args)
 
     def in_loop(self) -> bool:
         """True when called on the loop thread (where blocking would deadlock)."""
