@@ -146,3 +146,21 @@ def test_corrupt_download_is_rejected(
     with pytest.raises(EngineUnavailableError, match="sha256"):
         kokoro.load_vocab(download_base=base)
     assert not (modelstore.cache_dir() / kokoro.VOCAB_RELPATH).exists()
+
+
+def test_trim_keeps_speech_and_a_short_pause() -> None:
+    rate = kokoro.SAMPLE_RATE
+    speech = np.full(rate // 2, 0.1, dtype=np.float32)
+    audio = np.concatenate([np.zeros(rate // 2, np.float32), speech, np.zeros(rate, np.float32)])
+    keep = rate // 10
+    out = kokoro._trim(audio, keep)
+    assert np.count_nonzero(out) == speech.size
+    assert out.size == speech.size + keep + rate * 40 // 1000
+    silent = np.zeros(rate, dtype=np.float32)
+    assert kokoro._trim(silent, keep) is silent
+
+
+def test_pause_depends_on_where_the_chunk_was_cut() -> None:
+    text = "今天天气很好，我们一起去公园散步吧。"
+    assert kokoro._pause_after(text, 4) < kokoro._pause_after(text, 7)
+    assert kokoro._pause_after(text, 7) < kokoro._pause_after(text, len(text))

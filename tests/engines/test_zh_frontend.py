@@ -108,3 +108,16 @@ def test_phonemize_english_voice(phonemizer: Phonemizer) -> None:
 def test_espeak_shared_is_a_singleton() -> None:
     assert Espeak.shared() is Espeak.shared()
     assert "ˈ" in Espeak.shared().ipa("hello")
+
+
+def test_split_words_never_cuts_a_number_or_a_latin_word() -> None:
+    from nls_gateway.engines.zh_frontend import split_words
+
+    for text in ("会议定于2026年11月22日下午14:30召开。", "请拨打客服电话13800138000咨询。"):
+        cuts = [e for _, e in split_words(text, 0, len(text), 4)]
+        for unit in ("2026年11月22日", "14:30", "13800138000"):
+            at = text.find(unit)
+            if at >= 0:
+                assert not any(at < c < at + len(unit) for c in cuts)
+    text = "我们使用WebSocket开发"
+    assert all(text[e - 1 : e + 1] != "bS" for _, e in split_words(text, 0, len(text), 3))

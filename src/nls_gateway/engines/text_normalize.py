@@ -2,7 +2,7 @@
 
 This module owns the rules that turn written forms into what a Mandarin reader says:
 dates (``2026年11月22日`` → 二零二六年十一月二十二日), clock times (``14:30`` → 十四点三十分),
-phone numbers (``13800138000`` → 幺三八零零幺三八零零零, digit by digit), percentages
+phone numbers (``13800138000`` → 幺三八，零零幺三，八零零零, digit by digit in groups), percentages
 (``35%`` → 百分之三十五), decimals, negative numbers, fractions, ranges and common units
 (``℃``, ``km``, ``kg``…). :func:`normalize` returns :class:`Span` pieces that remember which
 characters of the original text each spoken piece came from, so that subtitles can point
@@ -226,7 +226,19 @@ def _time(m: re.Match[str]) -> str:
 
 
 def _phone(m: re.Match[str]) -> str:
-    return digits_to_zh(m.group("tel").replace("-", "").replace(" ", ""), yao=True)
+    # Read in the groups people say them in (138 0013 8000, 010 12345678) with a short
+    # pause between: one unbroken run of eleven digits makes the synthesizer swallow
+    # repeated 零 (a round trip heard 13800138000 as 1380013800).
+    tel = m.group("tel").lstrip("+")
+    groups: list[str] = []
+    for digits in re.split(r"[- ]", tel):
+        bounds = [0, *_PHONE_CUTS.get(len(digits), ()), len(digits)]
+        groups += [digits[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if digits[a:b]]
+    return "，".join(digits_to_zh(g, yao=True) for g in groups)
+
+
+_PHONE_CUTS = {11: (3, 7), 13: (2, 5, 9)}
+"""Where an unbroken mobile number (or one with 86 in front) is grouped: 138 0013 8000."""
 
 
 def _percent(m: re.Match[str]) -> str:

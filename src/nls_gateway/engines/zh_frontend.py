@@ -42,6 +42,7 @@ __all__ = [
 
 _HANZI = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _SPEAKABLE_RE = re.compile(rf"[{_HANZI}A-Za-z0-9]")
+_WORDISH = re.compile(r"[A-Za-z0-9'’]")
 _CLAUSE_END_RE = re.compile(r"[，。！？；,!?;\n…]+|(?<!\d)\.+|\.+(?!\d)")
 
 # Punctuation → Kokoro's punctuation symbols (misaki's map_punctuation); these carry the
@@ -130,13 +131,21 @@ def split_clauses(text: str) -> list[tuple[int, int]]:
 def split_words(text: str, begin: int, end: int, target: int) -> list[tuple[int, int]]:
     """Cut ``text[begin:end]`` into pieces of about ``target`` characters at word boundaries.
 
-    Chinese words come from jieba, English words from spaces; a piece never cuts a word.
+    Chinese words come from jieba, English words from spaces; a piece never cuts a word,
+    nor anything text normalisation reads as one unit (2026年11月22日, 14:30, a phone number,
+    -5℃): cut there, the halves would be read differently (2026 as a quantity, say).
     """
     import jieba
 
+    inside: set[int] = set()
+    for span in normalize(text[begin:end]):
+        inside.update(range(begin + span.begin + 1, begin + span.end))
     bounds: list[int] = []
     for _, _, stop in jieba.tokenize(text[begin:end]):
-        bounds.append(begin + stop)
+        at = begin + stop
+        if at in inside or (_WORDISH.match(text[at - 1]) and _WORDISH.match(text[at : at + 1])):
+            continue
+        bounds.append(at)
     pieces: list[tuple[int, int]] = []
     start = begin
     for stop in bounds:

@@ -28,7 +28,7 @@ from nls.protocol import Command, FlushText, RunSynthesis, StartSynthesis
 from nls.protocol.constants import Status
 from nls_gateway.tasks import params
 from nls_gateway.tasks.base import TaskContext, TaskError, TaskHandler
-from nls_gateway.tasks.synthesizer import Voice, open_voice, send_frames, subtitle
+from nls_gateway.tasks.synthesizer import ChunkPuller, Voice, open_voice, send_frames, subtitle
 from nls_gateway.tasks.text import SentenceAssembler
 
 __all__ = ["FlowingSynthesizer"]
@@ -145,7 +145,30 @@ class FlowingSynthesizer(TaskHandler):
         # §7.2 SentenceBegin {index}: from 1 as in the documentation
         await self.ctx.send_event("SentenceBegin", {"index": self._index})
         whole: list[dict[str, Any]] = []
-        while (chunk := await runner.run(next, chunks, None)) is not None:
+        puller = ChunkPuller(runner, chunks)
+        try:
+            await self._send_chunks(puller, whole)
+        finally:
+            await puller.aclose()
+        payload: dict[str, Any] = {}
+        if self._subtitles:
+            if whole:
+                head = subtitle(
+                    text,
+                    0,
+                    len(text),
+                    whole[0]["begin_time"],
+                    whole[-1]["end_time"],
+                    sentence=True,
+                )
+                whole.insert(0, _entry(head))
+            payload["subtitles"] = whole
+        await self.ctx.send_event("SentenceEnd", payload)
+
+    async def _send_chunks(self, puller: ChunkPuller, whole: list[dict[str, Any]]) -> None:
+        """Send one sentence's audio chunk by chunk, with ``SentenceSynthesis`` subtitles."""
+        voice, runner = self._voice, self.ctx.runner
+        while (chunk := await puller.next()) is not None:
             base = voice.ms
             await send_frames(self.ctx, await runner.run(voice.encoder.feed, chunk.audio))
             voice.samples += chunk.audio.size
@@ -168,20 +191,6 @@ class FlowingSynthesizer(TaskHandler):
             if new:
                 # §7.2 SentenceSynthesis: the subtitles new in this piece of audio
                 await self.ctx.send_event("SentenceSynthesis", {"subtitles": new})
-        payload: dict[str, Any] = {}
-        if self._subtitles:
-            if whole:
-                head = subtitle(
-                    text,
-                    0,
-                    len(text),
-                    whole[0]["begin_time"],
-                    whole[-1]["end_time"],
-                    sentence=True,
-                )
-                whole.insert(0, _entry(head))
-            payload["subtitles"] = whole
-        await self.ctx.send_event("SentenceEnd", payload)
 
 
 def _entry(item: dict[str, Any]) -> dict[str, Any]:

@@ -3,12 +3,13 @@
 This module owns the two one-shot TTS namespaces: ``StartSynthesis`` carries the whole
 text; there is no ``*Started`` event and no stop command. :class:`Synthesizer` validates
 the request (text, length, voice, format, rates, volume, SSML), then synthesizes in a
-background task: the engine's chunks are pulled one at a time through ``ctx.runner`` (so
-the first clause plays while the rest is being made, and memory stays bounded for long
-text), encoded by :class:`~nls_gateway.tts_audio.AudioEncoder` and sent as binary frames
-of at most 64 KiB; with ``enable_subtitle`` a ``MetaInfo`` event precedes each chunk's
-audio. ``SynthesisCompleted`` follows the last frame and the task is done. It also holds
-the helpers the FlowingSpeechSynthesizer handler shares (:class:`Voice`, subtitles).
+background task: the engine's chunks are pulled through ``ctx.runner`` one chunk ahead
+(:class:`ChunkPuller`: the next chunk is made while this one is encoded and sent, and
+memory stays bounded for long text), encoded by
+:class:`~nls_gateway.tts_audio.AudioEncoder` and sent as binary frames of at most 64 KiB;
+with ``enable_subtitle`` a ``MetaInfo`` event precedes each chunk's audio.
+``SynthesisCompleted`` follows the last frame and the task is done. It also holds the
+helpers the FlowingSpeechSynthesizer handler shares (:class:`Voice`, subtitles).
 
 It must not touch the socket or call an engine other than through ``ctx.runner``.
 """
@@ -29,11 +30,11 @@ from nls.protocol import Command, StartSynthesis
 from nls.protocol.constants import Status
 from nls_gateway.engines.base import TtsChunk, TtsEngine, TtsOptions
 from nls_gateway.tasks import params
-from nls_gateway.tasks.base import TaskContext, TaskError, TaskHandler
+from nls_gateway.tasks.base import Runner, TaskContext, TaskError, TaskHandler
 from nls_gateway.tasks.text import Pause, Speech, parse, split_sentences
 from nls_gateway.tts_audio import AudioEncoder, OutputFormat, frames
 
-__all__ = ["Synthesizer", "Voice", "open_voice", "subtitle"]
+__all__ = ["ChunkPuller", "Synthesizer", "Voice", "open_voice", "subtitle"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,42 @@ async def send_frames(ctx: TaskContext, data: bytes) -> None:
     """Send encoded audio as binary frames of at most 64 KiB (Java's limit, §2.2/§6.2)."""
     for frame in frames(data):
         await ctx.send_audio(frame)
+
+
+class ChunkPuller:
+    """Pulls an engine's chunks through the runner, making the next while this one is sent.
+
+    The engine generator runs in the runner's threads; asking for chunk N+1 as soon as
+    chunk N arrives lets synthesis overlap the encoding and sending of N instead of
+    waiting for a round trip through the event loop. It stays one chunk ahead, so memory
+    is bounded and a cancelled task leaves at most one chunk unused.
+    """
+
+    def __init__(self, runner: Runner, chunks: Iterator[TtsChunk]) -> None:
+        self._runner = runner
+        self._chunks = chunks
+        self._ahead: asyncio.Future[TtsChunk | None] | None = None
+
+    async def next(self) -> TtsChunk | None:
+        """The next chunk, or None when the engine has finished."""
+        ahead = self._ahead or asyncio.ensure_future(self._pull())
+        self._ahead = None
+        chunk = await ahead
+        if chunk is not None:
+            self._ahead = asyncio.ensure_future(self._pull())
+        return chunk
+
+    async def _pull(self) -> TtsChunk | None:
+        return await self._runner.run(next, self._chunks, None)
+
+    async def aclose(self) -> None:
+        """Drop the chunk being made ahead (the task ended or failed)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and not ahead.done():
+            ahead.cancel()
+        if ahead is not None:
+            with contextlib.suppress(BaseException):
+                await ahead
 
 
 class Synthesizer(TaskHandler):
@@ -209,11 +246,16 @@ class Synthesizer(TaskHandler):
                 continue
             if params.has_speakable_text(piece.text):
                 chunks, self._first = self._first or await self._open(piece), None
-                while (chunk := await runner.run(next, chunks, None)) is not None:
-                    if meta is not None:
-                        await meta.send(piece, plain_at, chunk)
-                    await send_frames(self.ctx, await runner.run(voice.encoder.feed, chunk.audio))
-                    voice.samples += chunk.audio.size
+                puller = ChunkPuller(runner, chunks)
+                try:
+                    while (chunk := await puller.next()) is not None:
+                        if meta is not None:
+                            await meta.send(piece, plain_at, chunk)
+                        audio = await runner.run(voice.encoder.feed, chunk.audio)
+                        await send_frames(self.ctx, audio)
+                        voice.samples += chunk.audio.size
+                finally:
+                    await puller.aclose()
             plain_at += len(piece.text)
 
     def _close_first(self) -> None:
