@@ -89,7 +89,11 @@ class SyncSession:
             self._warned = False
         # Bound per session: a previous task still finishing keeps its own events apart.
         session.on_event = functools.partial(self._on_event, session)
-        return self._wait(self._astart(session, command, timeout), timeout)
+        ok = self._wait(self._astart(session, command, timeout), timeout)
+        # Like the original, return once on_start (or on_error) has run, so code after
+        # start() sees what its callbacks recorded.
+        self._queue.wait_idle(_GRACE_S if timeout is None else max(timeout, _GRACE_S))
+        return ok
 
     def wait_completed(self, timeout: float | None) -> bool:
         """Wait for ``*Completed`` and its callback; True on success."""
