@@ -70,3 +70,35 @@ async def test_formats_rates_and_subtitle_timing(
     assert decoded_rate == rate
     end_ms = _subtitle_end(events)
     assert abs(seconds * 1000 - end_ms) <= 100, (seconds, end_ms, json.dumps(end_ms))
+
+
+ROUND_TRIP = [
+    ("xiaoyun", "北京今天温度已达零下十度。", "zh"),
+    ("xiaoyun", "您好，欢迎使用智能语音交互服务，请问有什么可以帮您？", "zh"),
+    ("xiaoyun", "今天气温二十三度，空气质量良好。", "zh"),
+    ("andy", "The weather is nice today, let us go for a walk in the park.", "en"),
+]
+
+
+@pytest.mark.timeout(240)
+async def test_tts_to_asr_round_trip(gateway: Any) -> None:
+    """Synthesized speech is recognised back (intelligibility, issue targets: zh CER ≤ 5 %
+    and en WER ≤ 5 % are measured by benchmarks/tts.py; this guards against regressions)."""
+    from nls_gateway.engines.zh_text import scoring_form
+    from tests_support import cer, wer
+
+    gw = await gateway(engines="real", appkey=["zh-app:zh", "en-app:en"], token=["t"])
+    scores = []
+    for voice, text, language in ROUND_TRIP:
+        appkey = f"{language}-app"
+        pcm = await nlsa.synthesize(text, url=gw.url, appkey=appkey, token="t", voice=voice)
+        heard = await nlsa.recognize(
+            pcm, url=gw.url, appkey=appkey, token="t", enable_punctuation_prediction=True
+        )
+        ref, hyp = scoring_form(text, language), scoring_form(heard, language)
+        score = cer(ref, hyp) if language == "zh" else wer(ref, hyp)
+        scores.append((language, score, heard))
+    zh = [s for lang, s, _ in scores if lang == "zh"]
+    en = [s for lang, s, _ in scores if lang == "en"]
+    assert sum(zh) / len(zh) <= 0.2, scores
+    assert max(en) <= 0.3, scores
