@@ -1,7 +1,8 @@
 """Gateway configuration: the frozen ``ServerConfig`` and where its values come from.
 
 This module owns every knob of a running gateway, grouped like ``websockets.serve``
-(WebSocket / HTTP / timeouts / limits / engines / logging), and the three sources that
+(WebSocket / HTTP / timeouts / limits / engines / hot-word vocabularies / logging), and
+the three sources that
 fill them, in rising precedence: a TOML file (``--config``), the environment
 (``NLS_APP_KEY``, ``NLS_TOKEN``, ``ALIYUN_AK_ID``, ``ALIYUN_AK_SECRET``) and command-line
 flags. It also applies the secure default: on a loopback address with no credentials the
@@ -35,7 +36,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found,no-redef]
 
-__all__ = ["DEFAULT_PORT", "EngineChoice", "ServerConfig", "load_engines", "parse_appkey"]
+__all__ = [
+    "DEFAULT_PORT",
+    "EngineChoice",
+    "ServerConfig",
+    "load_engines",
+    "parse_appkey",
+    "parse_vocabulary",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +126,9 @@ class ServerConfig:
     asr: str = "whisper"
     vad: str = "silero"
     tts: str = "kokoro"
+    vocabularies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """``vocabulary_id`` → hot words a recognition request may name (TOML
+    ``[vocabularies]``, ``--vocabulary ID=w1,w2``); an unknown id fails the task 40000003."""
 
     # Logging
     log_level: str = "INFO"
@@ -149,6 +160,7 @@ class ServerConfig:
             raise ValueError(f"engines must be 'real' or 'scripted', got {self.engines!r}")
         if self.token_secret is not None and len(self.token_secret) < 16:
             raise ValueError("token secret must be at least 16 bytes")
+        object.__setattr__(self, "vocabularies", _check_vocabularies(self.vocabularies))
         if self.limits.idle_timeout_s != self.idle_timeout:
             object.__setattr__(
                 self, "limits", replace(self.limits, idle_timeout_s=self.idle_timeout)
@@ -196,9 +208,10 @@ class ServerConfig:
         env = os.environ if env is None else env
         data: dict[str, Any] = {}
         cred_data: dict[str, Any] = {}
+        vocabularies: dict[str, Any] = {}
         path = getattr(args, "config", None)
         if path:
-            data, cred_data = _read_toml(Path(path))
+            data, cred_data, vocabularies = _read_toml(Path(path))
         appkeys = dict(_projects(cred_data.pop("appkeys", {})))
         tokens = set(cred_data.pop("tokens", []))
         access_keys = dict(cred_data.pop("access_keys", {}))
@@ -228,9 +241,19 @@ class ServerConfig:
             raise ValueError("--access-key-id and --access-key-secret go together")
         if akid and aksecret:
             access_keys[akid] = aksecret
+        for spec in getattr(args, "vocabulary", None) or ():
+            vocabulary_id, words = parse_vocabulary(spec)
+            vocabularies[vocabulary_id] = words
+        if vocabularies:
+            data["vocabularies"] = vocabularies
         for f in fields(cls):
             value = getattr(args, f.name, None)
-            if value is not None and f.name not in ("credentials", "limits", "token_secret"):
+            if value is not None and f.name not in (
+                "credentials",
+                "limits",
+                "token_secret",
+                "vocabularies",
+            ):
                 data[f.name] = value
         secret = getattr(args, "token_secret", None) or data.pop("token_secret", None)
         if secret is not None:
@@ -255,6 +278,18 @@ def parse_appkey(spec: str) -> tuple[str, Project]:
     if lang not in _LANGUAGES:
         raise ValueError(f"appkey language must be zh, en or auto, got {lang!r}")
     return key, Project(language=lang)  # type: ignore[arg-type]  # checked just above
+
+
+def parse_vocabulary(spec: str) -> tuple[str, tuple[str, ...]]:
+    """Parse ``ID=word1,word2`` (the ``--vocabulary`` flag; ``，`` separates too).
+
+    Raises:
+        ValueError: no ``=``, an empty id or no words.
+    """
+    vocabulary_id, sep, words = spec.partition("=")
+    if not sep or not vocabulary_id.strip():
+        raise ValueError(f"--vocabulary takes ID=word1,word2, got {spec!r}")
+    return vocabulary_id.strip(), tuple(words.replace("，", ",").split(","))
 
 
 def is_loopback(host: str) -> bool:
@@ -295,7 +330,24 @@ def _has_credentials(credentials: Credentials) -> bool:
     return bool(credentials.tokens or credentials.access_keys)
 
 
-def _read_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _check_vocabularies(table: Mapping[str, Any]) -> Mapping[str, tuple[str, ...]]:
+    """Validate ``vocabulary_id`` → words; words are stripped and empty ones dropped."""
+    out: dict[str, tuple[str, ...]] = {}
+    for vocabulary_id, words in table.items():
+        if not isinstance(vocabulary_id, str) or not vocabulary_id.strip():
+            raise ValueError(f"vocabularies: bad vocabulary id {vocabulary_id!r}")
+        if isinstance(words, str) or not isinstance(words, Sequence):
+            raise ValueError(f"vocabularies: {vocabulary_id} must be a list of words")
+        if not all(isinstance(w, str) for w in words):
+            raise ValueError(f"vocabularies: {vocabulary_id} must be a list of words")
+        kept = tuple(w.strip() for w in words if w.strip())
+        if not kept:
+            raise ValueError(f"vocabularies: {vocabulary_id} has no words")
+        out[vocabulary_id] = kept
+    return out
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     try:
         with path.open("rb") as fh:
             doc = tomllib.load(fh)
@@ -303,17 +355,18 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise ValueError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"bad TOML in {path}: {exc}") from None
-    unknown = set(doc) - {"server", "credentials"}
+    unknown = set(doc) - {"server", "credentials", "vocabularies"}
     if unknown:
         raise ValueError(
-            f"unknown tables in {path}: {sorted(unknown)} (use [server], [credentials])"
+            f"unknown tables in {path}: {sorted(unknown)} "
+            "(use [server], [credentials], [vocabularies])"
         )
     server = dict(doc.get("server", {}))
-    names = {f.name for f in fields(ServerConfig)} - {"credentials", "limits"}
+    names = {f.name for f in fields(ServerConfig)} - {"credentials", "limits", "vocabularies"}
     bad = set(server) - names
     if bad:
         raise ValueError(f"unknown [server] keys in {path}: {sorted(bad)}")
-    return server, dict(doc.get("credentials", {}))
+    return server, dict(doc.get("credentials", {})), dict(doc.get("vocabularies", {}))
 
 
 def _projects(table: Mapping[str, Any]) -> Sequence[tuple[str, Project]]:

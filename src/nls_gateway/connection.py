@@ -114,6 +114,8 @@ class Shared:
     idle_timeout: float = 10.0
     close_timeout: float = 3.0
     limits: Limits = field(default_factory=Limits)
+    vocabularies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """``vocabulary_id`` → hot words (the gateway config's ``[vocabularies]``)."""
     shutting_down: bool = False
 
 
@@ -380,6 +382,7 @@ class Connection:
             appkey=appkey or "",
             language=auth_project.language,
             asr_model=auth_project.asr_model,
+            vocabularies=shared.vocabularies,
             **({"voice": auth_project.voice} if auth_project.voice else {}),
         )
         ctx = _Context(self, project, event.command)

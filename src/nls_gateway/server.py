@@ -155,6 +155,7 @@ class Gateway:
             idle_timeout=config.idle_timeout,
             close_timeout=config.close_timeout,
             limits=config.limits,
+            vocabularies=config.vocabularies,
         )
         self._preloaded = engines is not None
         self._ready: asyncio.Event | None = None  # created on the loop in start()

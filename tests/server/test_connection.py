@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 
+import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from nls.protocol import new_id
+from nls_gateway.auth import Credentials, Project
+from nls_gateway.tasks import HANDLERS as TASK_HANDLERS
+from nls_gateway.tasks.base import Engines
 from server.scripted import CLOSED, HANDLERS, command, recv_event, start
+from tasks.fakes import ScriptedAsr, ScriptedVad, frames, pcm, silence, tone
 
 
 async def _closed_code(ws, timeout: float = 5.0) -> int | None:
@@ -140,6 +145,43 @@ async def test_unknown_appkey_is_40020105(gateway):
         await ws.send(command("StartRecognition", task, appkey="good", payload={}))
         assert (await recv_event(ws))["header"]["name"] == "RecognitionStarted"
     assert _sessions(gw, "SpeechRecognizer", "rejected") == 1
+
+
+async def test_config_vocabularies_and_appkey_asr_model_reach_the_engine(gateway):
+    asr = ScriptedAsr()
+    credentials = Credentials(
+        appkeys={"proj": Project(language="zh", asr_model="/models/proj")}, tokens=frozenset({"t"})
+    )
+    gw = await gateway(
+        engines=Engines(asr=asr, vad=ScriptedVad()),
+        handlers=TASK_HANDLERS,
+        credentials=credentials,
+        vocabularies={"v1": ("达摩院",)},
+    )
+    headers = {"X-NLS-Token": "t"}
+    async with connect(gw.url, additional_headers=headers) as ws:
+        task = new_id()
+        payload = {"format": "pcm", "vocabulary_id": "v1"}
+        await ws.send(command("StartRecognition", task, appkey="proj", payload=payload))
+        assert (await recv_event(ws))["header"]["name"] == "RecognitionStarted"
+        for chunk in frames(pcm(np.concatenate([tone(1.0), silence(1.0)]))):
+            await ws.send(chunk)
+        await ws.send(command("StopRecognition", task, appkey="proj"))
+        assert (await recv_event(ws))["header"]["name"] == "RecognitionCompleted"
+    assert asr.options and all(
+        o.hotwords == ("达摩院",) and o.model == "/models/proj" and o.language == "zh"
+        for o in asr.options
+    )
+    async with connect(gw.url, additional_headers=headers) as ws:
+        payload = {"format": "pcm", "vocabulary_id": "v2"}
+        await ws.send(command("StartRecognition", new_id(), appkey="proj", payload=payload))
+        failed = await recv_event(ws)
+        assert failed["header"]["name"] == "TaskFailed"
+        assert failed["header"]["status"] == 40000003
+        assert (
+            failed["header"]["status_text"]
+            == "Gateway:PARAMETER_INVALID:Invalid vocabulary_id 'v2'!"
+        )
 
 
 async def test_over_limit_is_40000005_while_others_keep_working(gateway):

@@ -3,7 +3,7 @@ a thread pool, and small scripted engines whose output follows from their input.
 
 * ``ScriptedVad``: a frame is speech when its RMS exceeds 0.01 (tone vs silence).
 * ``ScriptedAsr``: one ``字`` per 100 ms of loud audio (rounded), with one Word per
-  character at its place in the segment; records every call.
+  character at its place in the segment; records every call and its options.
 * ``ScriptedTts``: 24 kHz, clause by clause, 50 ms of tone per character, one subtitle
   per letter/digit/CJK character; ``ValueError`` for nothing to speak, ``KeyError`` for
   an unknown voice; counts the chunks pulled so laziness can be checked.
@@ -82,9 +82,11 @@ class ScriptedAsr:
 
     def __init__(self) -> None:
         self.calls: list[tuple[int, bool]] = []  # (samples, final)
+        self.options: list[AsrOptions] = []
 
     def transcribe(self, audio: Float32Array, options: AsrOptions) -> AsrResult:
         self.calls.append((audio.size, options.final))
+        self.options.append(options)
         block = RATE // 100  # loudness per 10 ms; one character per 100 ms of tone
         n = audio.size // block
         rms = np.sqrt((audio[: n * block].reshape(n, block) ** 2).mean(axis=1)) if n else []

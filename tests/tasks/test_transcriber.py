@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nls.protocol import ControlTranscriber, StartTranscription
-from nls_gateway.tasks.base import Limits, TaskError
+from nls_gateway.tasks.base import Limits, Project, TaskError
 from nls_gateway.tasks.transcriber import Transcriber
 from tasks.fakes import FakeContext, ScriptedAsr, drive, frames, pcm, silence, tone
 
@@ -187,3 +187,23 @@ async def test_transcription_close_cancels_worker(make_ctx) -> None:
         await handler.on_audio(chunk)
     await handler.close()
     assert handler._worker is not None and handler._worker.done()
+
+
+async def test_transcription_vocabulary_and_project_model_reach_the_engine(
+    make_ctx, asr: ScriptedAsr
+) -> None:
+    project = Project(appkey="k", asr_model="/models/x", vocabularies={"v1": ("通义",)})
+    ctx = make_ctx("SpeechTranscriber", project=project)
+    await drive(Transcriber(ctx, StartTranscription(vocabulary_id="v1")), frames(two_sentences()))
+    assert len(ctx.payloads("SentenceEnd")) == 2
+    assert asr.options and all(o.hotwords == ("通义",) for o in asr.options)
+    assert all(o.model == "/models/x" for o in asr.options)
+
+
+async def test_transcription_unknown_vocabulary_id_is_40000003(make_ctx) -> None:
+    ctx = make_ctx("SpeechTranscriber")
+    with pytest.raises(TaskError) as err:
+        await Transcriber(ctx, StartTranscription(vocabulary_id="v9")).on_start()
+    assert err.value.status == 40000003
+    assert "Invalid vocabulary_id 'v9'!" in err.value.status_text
+    assert ctx.events == []

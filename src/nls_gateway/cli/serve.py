@@ -36,7 +36,7 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="TOML file with [server] and [credentials] tables (flags override it)",
+        help="TOML file with [server], [credentials] and [vocabularies] tables (flags override it)",
     )
 
 
@@ -125,6 +125,12 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
         "--engines",
         choices=("real", "scripted"),
         help="'scripted' = deterministic test doubles (for tests only)",
+    )
+    group.add_argument(
+        "--vocabulary",
+        action="append",
+        metavar="ID=WORD,WORD",
+        help="hot words a request selects with vocabulary_id ID; repeatable; TOML [vocabularies]",
     )
 
 

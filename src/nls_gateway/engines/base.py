@@ -62,6 +62,10 @@ class AsrOptions:
     """Context text (e.g. the previous sentence, or hot words) to bias decoding."""
     hotwords: tuple[str, ...] = ()
     """Words to prefer (from ``vocabulary_id``)."""
+    model: str | None = None
+    """Engine-specific model to decode with instead of the default for ``language`` (the
+    appkey's ``asr_model``; for Whisper a local CTranslate2 model directory). None: the
+    engine's default."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,13 @@ Theory of operation:
   trimmed or passed over for the next one, and for ``zh`` the survivors are rescored with
   a unigram word model over jieba's dictionary (``zh_lm``), which prefers real words.
   Partial results stay greedy: they are re-decoded every few hundred ms.
+* **Hot words.** ``AsrOptions.hotwords`` go into the prompt, and when a final's n-best
+  list is ranked each hot word a hypothesis contains earns ``HOTWORD_BONUS`` (in summed
+  log-probability units): Whisper often has the right homophone among its beams but not
+  on top.
+* **Per-project models.** ``AsrOptions.model`` (an appkey's ``asr_model``) names a local
+  CTranslate2 Whisper directory decoded with instead of the language's default; each
+  directory is loaded once and cached by path next to the defaults.
 * **Simplified Chinese.** The zh prompt 以下是普通话的句子。 steers Whisper base to
   simplified characters and punctuation; OpenCC t2s catches the rest.
 
@@ -43,9 +50,16 @@ import numpy as np
 
 from nls_gateway.engines import modelstore, zh_lm, zh_text
 from nls_gateway.engines.base import AsrEngine, AsrOptions, AsrResult, Float32Array, Word
-from nls_gateway.exception import EngineUnavailableError
+from nls_gateway.exception import EngineError, EngineUnavailableError
 
-__all__ = ["BASE_MODEL_SHA256", "DEFAULT_ZH_PROMPT", "WhisperEngine", "create"]
+__all__ = [
+    "BASE_MODEL_SHA256",
+    "DEFAULT_ZH_PROMPT",
+    "HOTWORD_BONUS",
+    "WhisperEngine",
+    "create",
+    "hotword_hits",
+]
 
 SAMPLE_RATE = 16000
 DEFAULT_ZH_PROMPT = "以下是普通话的句子。"
@@ -60,6 +74,13 @@ Tuned on 8 dev files (flat optimum 0.05–0.2): worth ~1 dev character and 14 of
 characters on the long files; small evidence, so the weight is kept low."""
 LM_CHAR_BONUS = 4.0
 """Per-character bonus (in LM units) so the LM does not simply prefer shorter hypotheses."""
+HOTWORD_BONUS = 3.0
+"""Added to a final hypothesis's score for each distinct hot word it contains.
+
+In nats of summed token log-probability: beams that differ by one homophone are usually
+within 1–3 nats of each other, and the zh word LM (times ``LM_WEIGHT``) moves them by
+about as much, so a hot word outweighs both without lifting a hypothesis that is far
+worse acoustically."""
 PAD_FRAMES = 100
 """Silent mel frames (10 ms each) appended after the audio in the short-input path."""
 MAX_INPUT_S = 28.0
@@ -85,7 +106,9 @@ def create(**options: Any) -> AsrEngine:
             directory, overriding the packaged ones), ``cpu_threads`` (default: all
             cores), ``compute_type`` (default ``int8``), ``beam_size`` (finals; default
             ``DEFAULT_BEAM_SIZE``, partials always greedy), ``word_timestamps`` (default
-            True), ``zh_prompt``, ``lm_weight`` (zh n-best rescoring; 0 turns it off).
+            True), ``zh_prompt``, ``lm_weight`` (zh n-best rescoring; 0 turns it off),
+            ``hotword_bonus`` (n-best bonus per hot word; 0 turns it off). A request's
+            ``AsrOptions.model`` may name another model directory (loaded on first use).
 
     Raises:
         EngineUnavailableError: faster-whisper / CTranslate2 is not installed.
@@ -140,6 +163,7 @@ class WhisperEngine:
         word_timestamps: bool = True,
         zh_prompt: str = DEFAULT_ZH_PROMPT,
         lm_weight: float = LM_WEIGHT,
+        hotword_bonus: float = HOTWORD_BONUS,
     ) -> None:
         try:
             import ctranslate2
@@ -159,6 +183,7 @@ class WhisperEngine:
         self._word_timestamps = word_timestamps
         self._zh_prompt = zh_prompt
         self._lm_weight = lm_weight
+        self._hotword_bonus = hotword_bonus
         self._loaded: dict[Path, _Model] = {}
         self._lock = threading.Lock()
         self._vad: Any = None
@@ -188,7 +213,13 @@ class WhisperEngine:
     def transcribe_batch(
         self, audios: Sequence[Float32Array], options: Sequence[AsrOptions]
     ) -> list[AsrResult]:
-        """Decode several segments; those sharing a model and prompt share one call."""
+        """Decode several segments; those sharing a model and prompt share one call.
+
+        Raises:
+            EngineUnavailableError: a segment's ``options.model`` is not a loadable
+                CTranslate2 Whisper directory (alone; in a batch of several segments it
+                is raised as a RuntimeError, see below).
+        """
         if len(audios) != len(options):
             raise ValueError("audios and options must have the same length")
         results = [AsrResult("")] * len(audios)
@@ -200,7 +231,15 @@ class WhisperEngine:
                 continue
             if samples.size < _MIN_SAMPLES or float(np.max(np.abs(samples))) < _SILENCE_PEAK:
                 continue
-            model = self._model(opts.language)
+            try:
+                model = self._model(opts.language, opts.model)
+            except EngineError as exc:
+                if len(audios) == 1:
+                    raise
+                # The runner fails a whole batch on an EngineError (meant for timeouts)
+                # but retries segments one by one on any other error: one project's bad
+                # model must fail only its own segments.
+                raise RuntimeError(str(exc)) from exc
             job = self._job(i, samples, opts, model)
             beam = self._beam_size if opts.final else 1
             # Only segments of similar length share a call: padding a short segment to a
@@ -218,8 +257,10 @@ class WhisperEngine:
     def _job(self, index: int, audio: Float32Array, opts: AsrOptions, model: _Model) -> _Job:
         from faster_whisper.tokenizer import Tokenizer
 
-        language = opts.language
-        if language == "auto" and model.multilingual:
+        # An English-only model (tiny.en, maybe a project's asr_model) decodes English
+        # whatever the request's language: no language token and no Chinese prompt.
+        language = opts.language if model.multilingual else "en"
+        if language == "auto":
             language = self._detect_language(model, audio)
         lang = language if model.multilingual and language != "auto" else None
         tokenizer = Tokenizer(model.hf_tokenizer, model.multilingual, "transcribe", lang)
@@ -230,8 +271,6 @@ class WhisperEngine:
         if context:
             prompt = [tokenizer.sot_prev, *tokenizer.encode(context)[-200:]]
         prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-        if not model.multilingual:
-            language = "en"
         return _Job(index, audio, opts, prompt, tokenizer, language)
 
     def _decode(self, model: _Model, jobs: list[_Job], beam: int) -> list[AsrResult]:
@@ -272,17 +311,25 @@ class WhisperEngine:
         usable = [h for h in hyps if not _degenerate(h.text, len(h.tokens), job.audio.size)]
         if len(usable) <= 1:
             return (usable or hyps)[0]
-        if job.language != "zh" or self._lm_weight <= 0:
+        rescore = job.language == "zh" and self._lm_weight > 0
+        hotwords = job.options.hotwords if self._hotword_bonus > 0 else ()
+        if not rescore and not any(hotword_hits(h.text, hotwords) for h in usable):
             return usable[0]
-        lm = zh_lm.default_lm()
+        lm = zh_lm.default_lm() if rescore else None
+        # Without the LM the beam's own order (mean log-probability) is kept: scaling it
+        # to one common length puts the hot-word bonus on the summed scale, like the LM's.
+        common_length = max(1, len(usable[0].tokens))
 
         def total(h: _Hypothesis) -> float:
+            bonus = self._hotword_bonus * hotword_hits(h.text, hotwords)
+            if lm is None:
+                return h.avg_logprob * common_length + bonus
             # CTranslate2 returns the log-probability divided by the length (length
             # penalty 1); rescoring needs the sum, on the same footing as the LM.
             simplified = zh_text.to_simplified(h.text)
             chars = len(zh_text.strip_punctuation(simplified).replace(" ", ""))
             lm_score = lm.logprob(simplified) + LM_CHAR_BONUS * chars
-            return h.avg_logprob * max(1, len(h.tokens)) + self._lm_weight * lm_score
+            return h.avg_logprob * max(1, len(h.tokens)) + self._lm_weight * lm_score + bonus
 
         return max(usable, key=total)
 
@@ -414,12 +461,23 @@ class WhisperEngine:
 
     # ------------------------------------------------------------------------ models
 
-    def _model(self, language: str) -> _Model:
+    def _model(self, language: str, override: str | None = None) -> _Model:
+        """The model for ``language``, or the directory ``override`` names (loaded once).
+
+        Raises:
+            ValueError: an unknown language.
+            EngineUnavailableError: the model directory is missing or not loadable.
+        """
         if language not in _LANGUAGES:
             raise ValueError(f"unsupported language {language!r}; expected zh, en or auto")
+        # One lock for every load: two sessions asking for the same new model load it
+        # once, and loads are rare (the defaults at start, each project model once).
         with self._lock:
-            path = self._paths.get(language) or _packaged_model(language)
-            self._paths.setdefault(language, path)
+            if override:
+                path = Path(override).expanduser().resolve()
+            else:
+                path = (self._paths.get(language) or _packaged_model(language)).resolve()
+                self._paths.setdefault(language, path)
             if path not in self._loaded:
                 self._loaded[path] = self._load(path)
             return self._loaded[path]
@@ -428,18 +486,42 @@ class WhisperEngine:
         import tokenizers
         from faster_whisper.feature_extractor import FeatureExtractor
 
-        if not (path / "model.bin").is_file():
-            raise EngineUnavailableError(f"no CTranslate2 Whisper model in {path}")
-        ct2 = self._ct2.models.Whisper(
-            str(path),
-            device="cpu",
-            compute_type=self._compute_type,
-            intra_threads=self._threads,
-            inter_threads=1,
-        )
+        missing = [n for n in ("model.bin", "tokenizer.json") if not (path / n).is_file()]
+        if missing:
+            raise EngineUnavailableError(
+                f"no CTranslate2 Whisper model in {path} (missing {', '.join(missing)})"
+            )
+        try:
+            ct2 = self._ct2.models.Whisper(
+                str(path),
+                device="cpu",
+                compute_type=self._compute_type,
+                intra_threads=self._threads,
+                inter_threads=1,
+            )
+        except (RuntimeError, ValueError) as exc:  # not a Whisper model, corrupt, too new
+            raise EngineUnavailableError(
+                f"cannot load the CTranslate2 Whisper model in {path}: {exc}"
+            ) from exc
         hf_tokenizer = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
         features = FeatureExtractor(feature_size=ct2.n_mels)
         return _Model(path, ct2, hf_tokenizer, features, bool(ct2.is_multilingual))
+
+
+def hotword_hits(text: str, hotwords: Sequence[str]) -> int:
+    """How many distinct hot words ``text`` contains.
+
+    Compared without punctuation, spaces or case, and in simplified script, so ``達摩院``
+    and ``Open NLS`` count for the hot words 达摩院 and OpenNLS.
+    """
+    if not hotwords:
+        return 0
+    bare = _bare(text)
+    return sum(1 for word in set(hotwords) if (b := _bare(word)) and b in bare)
+
+
+def _bare(text: str) -> str:
+    return zh_text.strip_punctuation(zh_text.to_simplified(text)).replace(" ", "").lower()
 
 
 def _longest_seconds(jobs: Sequence[_Job]) -> float:

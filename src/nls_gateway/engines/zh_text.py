@@ -6,8 +6,11 @@ full-width punctuation for Chinese (Whisper emits ASCII ``,`` and ``?`` even in 
 text), stripping punctuation when the client turned it off, and inverse text
 normalisation (ITN, Chinese numerals → Arabic digits) built on ``cn2an`` with guard rules
 for the cases engines.md §4 lists (``零下``, digit runs, clock times, words such as
-``一下``/``一些`` that contain a numeral but are not numbers). It also gives the scoring
-form used by the accuracy benchmark. Pure text functions: no audio, no model calls.
+``一下``/``一些`` that contain a numeral but are not numbers), and its reverse for ITN off:
+NLS then writes every number in Chinese characters, while Whisper writes digits when it
+likes (``spell_numbers``: years and codes digit by digit, quantities as numbers). It also
+gives the scoring form used by the accuracy benchmark. Pure text functions: no audio, no
+model calls.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ __all__ = [
     "normalize_punctuation",
     "postprocess",
     "scoring_form",
+    "spell_numbers",
     "strip_punctuation",
     "to_simplified",
 ]
@@ -110,11 +114,33 @@ def inverse_normalize(text: str) -> str:
     return "".join(out)
 
 
+def spell_numbers(text: str) -> str:
+    """Arabic numerals → Chinese characters, the way NLS writes numbers without ITN.
+
+    ``2024年`` → ``二零二四年`` (a year), ``13800138000`` → ``一三八零零一三八零零零``
+    (a phone number or code: 7+ digits or a leading 0), ``3.5`` → ``三点五``, ``35%`` →
+    ``百分之三十五``, ``1/3`` → ``三分之一``, ``8:05`` → ``八点零五分``, ``120`` →
+    ``一百二十``, ``12,000`` → ``一万二千``, ``3-5天`` → ``三到五天``, ``2个`` → ``两个``.
+    Digits that belong to a Latin name (``MP3``, ``4G``, ``COVID-19``, ``iPhone 15``) stay.
+    """
+    if not any(ch.isdigit() for ch in text):
+        return text
+    text = _GROUPED.sub(lambda m: _quantity(m.group(0).replace(",", "")), text)
+    text = _CLOCK.sub(lambda m: _clock(m.group(1), m.group(2)), text)
+    text = _FRACTION.sub(lambda m: _quantity(m.group(2)) + "分之" + _quantity(m.group(1)), text)
+    text = _PERCENT.sub(lambda m: "百分之" + _quantity(m.group(1)), text)
+    text = _RANGE.sub(lambda m: _quantity(m.group(1)) + "到" + _quantity(m.group(2)), text)
+    return _ARABIC.sub(_spell_match, text)
+
+
 def postprocess(text: str, *, language: str, punctuation: bool, itn: bool) -> str:
     """Apply every rule above to one raw Whisper output."""
     text = text.strip()
     if language == "zh":
         text = to_simplified(text)
+        if not itn:
+            # Before the punctuation rules: they would turn 12,000 into 12，000.
+            text = spell_numbers(text)
     text = normalize_punctuation(text, language)
     if itn and language == "zh":
         text = inverse_normalize(text)
@@ -140,6 +166,58 @@ def scoring_form(text: str, language: str) -> str:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+# Digits that belong to a Latin name (MP3, COVID-19, iPhone 15) stay; so do those after
+# "3." (the fraction of a decimal, matched with its whole part).
+_NOT_LATIN = r"(?<![A-Za-z0-9\-])(?<![A-Za-z] )(?<!\d\.)"
+_NOT_LATIN_AFTER = r"(?![A-Za-z0-9])"
+_GROUPED = re.compile(_NOT_LATIN + r"\d{1,3}(?:,\d{3})+(?![\d.])")
+_CLOCK = re.compile(_NOT_LATIN + r"([01]?\d|2[0-3]):([0-5]\d)" + _NOT_LATIN_AFTER)
+_FRACTION = re.compile(_NOT_LATIN + r"(\d+)/(\d+)" + _NOT_LATIN_AFTER)
+_PERCENT = re.compile(_NOT_LATIN + r"(\d+(?:\.\d+)?)\s*[%％]")
+_RANGE = re.compile(_NOT_LATIN + r"(\d+(?:\.\d+)?)\s*[-~～]\s*(\d+(?:\.\d+)?)" + _NOT_LATIN_AFTER)
+_ARABIC = re.compile(_NOT_LATIN + r"(-?)(\d+)(?:\.(\d+))?" + _NOT_LATIN_AFTER)
+_ROUND = re.compile(r"[1-9]\d{0,2}0{4,}")
+_CN_DIGITS = "零一二三四五六七八九"
+# A lone 2 before a measure word is read 两 (两个, 两年, 两点, 两万), as NLS writes it.
+_LIANG_BEFORE = tuple("个位次天年岁只件本张条种点块元家人名台辆倍周份口百千万亿")
+
+
+def _quantity(number: str) -> str:
+    """``120`` → 一百二十, ``3.5`` → 三点五 (the fraction read digit by digit)."""
+    whole, _, frac = number.partition(".")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spelt = str(_cn2an().an2cn(whole, "low"))
+    return spelt + ("点" + _digit_by_digit(frac) if frac else "")
+
+
+def _digit_by_digit(digits: str) -> str:
+    return "".join(_CN_DIGITS[int(d)] for d in digits)
+
+
+def _clock(hour: str, minute: str) -> str:
+    spelt = _quantity(str(int(hour))) + "点"
+    if minute == "00":
+        return spelt
+    return spelt + (_digit_by_digit(minute) if minute[0] == "0" else _quantity(minute)) + "分"
+
+
+def _spell_match(match: re.Match[str]) -> str:
+    sign, whole, frac = match.group(1), match.group(2), match.group(3)
+    after = match.string[match.end() : match.end() + 1]
+    if frac is None and (
+        (len(whole) > 1 and whole[0] == "0")
+        or (len(whole) >= 7 and not (len(whole) <= 10 and _ROUND.fullmatch(whole)))
+        or (len(whole) == 4 and after == "年")
+    ):
+        return sign + _digit_by_digit(whole)  # a year, phone number or code
+    if whole == "2" and frac is None and not sign and after in _LIANG_BEFORE:
+        before = match.string[max(0, match.start() - 1) : match.start()]
+        if before != "第":  # 第二个, not 第两个
+            return "两"
+    return ("负" if sign else "") + _quantity(whole + ("." + frac if frac else ""))
+
 
 _EN_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen".split()
 _EN_UNITS += "fourteen fifteen sixteen seventeen eighteen nineteen".split()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from nls.exception import NlsError
@@ -61,6 +61,9 @@ class Project:
     """Engine-specific model override (e.g. a CTranslate2 Whisper directory)."""
     voice: str = "xiaoyun"
     """Default TTS voice when the request names none."""
+    vocabularies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Hot-word lists a request may name by ``vocabulary_id`` (the gateway's
+    ``[vocabularies]``; in the cloud they belong to the account, as here to every appkey)."""
 
 
 @dataclass(frozen=True, slots=True)

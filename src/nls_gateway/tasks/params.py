@@ -6,7 +6,8 @@ format and sample rate (41010100 / 41010101), ``max_sentence_silence`` and the o
 numeric ranges (40000003), synthesis text presence and length (40010003 / 41020001),
 voice, output format and rates (40000003 / 41020001), and the translation of NLS units
 into engine options (``speech_rate`` → ``TtsOptions.speed``, the ASR flags →
-``AsrOptions``). It must not call an engine or send anything: it raises
+``AsrOptions``, with the hot words of ``vocabulary_id`` and the project's ASR model).
+It must not call an engine or send anything: it raises
 :class:`~nls_gateway.tasks.base.TaskError` and returns plain values.
 """
 
@@ -33,6 +34,7 @@ __all__ = [
     "check_voice",
     "choose_voice",
     "has_speakable_text",
+    "hotwords",
     "speech_rate_to_speed",
     "tts_options",
 ]
@@ -95,15 +97,44 @@ def check_range(name: str, value: float | None, low: float, high: float) -> None
         )
 
 
+def hotwords(command: StartRecognition | StartTranscription, project: Project) -> tuple[str, ...]:
+    """The hot words the request's ``vocabulary_id`` names (none without one).
+
+    The cloud keeps vocabularies per account and answers an id it does not know with a
+    parameter error; the gateway's vocabularies come from its config, and an id missing
+    there fails the task the same way rather than silently decoding without the words.
+
+    Raises:
+        TaskError: 40000003 ``Invalid vocabulary_id '<id>'!``.
+    """
+    vocabulary_id = command.vocabulary_id
+    if not vocabulary_id:
+        return ()
+    words = project.vocabularies.get(vocabulary_id)
+    if words is None:
+        raise TaskError(
+            Status.PARAMETER_INVALID,
+            Status.PARAMETER_INVALID.text.format(f"Invalid vocabulary_id '{vocabulary_id}'!"),
+        )
+    return tuple(words)
+
+
 def asr_options(
     command: StartRecognition | StartTranscription, project: Project, *, final: bool = True
 ) -> AsrOptions:
-    """The engine options for one decode: project language plus the request's flags."""
+    """The engine options for one decode: the project's language and model, the request's
+    flags and the hot words of its ``vocabulary_id``.
+
+    Raises:
+        TaskError: 40000003 for an unknown ``vocabulary_id`` (handlers check it at start).
+    """
     return AsrOptions(
         language=project.language,
         punctuation=command.enable_punctuation_prediction,
         inverse_text_normalization=command.enable_inverse_text_normalization,
         final=final,
+        hotwords=hotwords(command, project),
+        model=project.asr_model,
     )
 
 

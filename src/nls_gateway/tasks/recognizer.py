@@ -116,6 +116,7 @@ class Recognizer(TaskHandler):
             )
         self._cmd = cmd
         self._decoder = params.asr_decoder(cmd)
+        params.hotwords(cmd, self.ctx.project)  # an unknown vocabulary_id: 40000003 now
         self._vd = bool(cmd.enable_voice_detection)
         if self._vd:
             params.check_range("max_start_silence", cmd.max_start_silence, 0, 60_000)

@@ -109,6 +109,7 @@ class Transcriber(TaskHandler):
             )
         self._cmd = cmd
         self._decoder = params.asr_decoder(cmd)
+        params.hotwords(cmd, self.ctx.project)  # an unknown vocabulary_id: 40000003 now
         # §5.1: max_sentence_silence 200–6000 ms (the newest API page), else 40000003
         params.check_range("max_sentence_silence", cmd.max_sentence_silence, 200, 6000)
         params.check_range("speech_noise_threshold", cmd.speech_noise_threshold, -1, 1)
