@@ -132,6 +132,11 @@ async def bench_open(url: str, http_url: str, count: int) -> tuple[int, float, f
     return min(alive, int(active)), open_s, active
 
 
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.readline():
+        pass
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     for name in ("NLS_APP_KEY", "NLS_TOKEN", "ALIYUN_AK_ID", "ALIYUN_AK_SECRET"):
@@ -166,6 +171,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             match = re.search(r"ready on (ws://\S+)", line)
             url = match.group(1) if match else ""
         http_url = url.replace("ws://", "http://").removesuffix("/ws/v1")
+        # Keep reading the gateway's log: a full stderr pipe would block the gateway.
+        drain = asyncio.create_task(_drain(proc.stderr))
         await bench_starts(url, 200, 10)  # warm-up
         handshakes = await bench_handshakes(url, args.handshakes, args.concurrency)
         starts = await bench_starts(url, args.starts, args.concurrency)
@@ -178,6 +185,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()
+        await drain
     return {
         "handshakes_per_s": round(handshakes, 1),
         "starts_per_s": round(starts, 1),
