@@ -13,8 +13,7 @@ from typing import Any
 
 from nls.asyncio.session import AsyncSession
 from nls.protocol import DEFAULT_URL
-from nls.sync.compat import check_credentials, session_factory
-from nls.sync.session import SyncSession
+from nls.sync.compat import sync_session
 
 __all__ = ["NlsCommonProto"]
 
@@ -39,25 +38,21 @@ class NlsCommonProto:
         user_callback: Mapping[str, Callable[..., Any]] | None = None,
         callback_args: Sequence[Any] = (),
     ) -> None:
-        check_credentials(token, akid, aksecret, appkey)
-        self._sync = SyncSession(
-            session_factory(
-                AsyncSession,
-                url,
-                token=token,
-                akid=akid,
-                aksecret=aksecret,
-                appkey=appkey,
-                namespace=namespace or "",
-            ),
-            {
+        self._sync = sync_session(
+            url,
+            namespace=namespace or "",
+            token=token,
+            akid=akid,
+            aksecret=aksecret,
+            appkey=appkey,
+            callbacks={
                 **(user_callback or {}),
                 "open": on_open,
                 "audio": on_data,
                 "error": on_error,
                 "close": on_close,
             },
-            callback_args,
+            callback_args=callback_args,
             overlap=True,
         )
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nls.asyncio.session import AsyncSession
 from nls.protocol import DEFAULT_URL, StartSynthesis
-from nls.sync.compat import check_credentials, check_tts, session_factory
-from nls.sync.session import SyncSession
+from nls.sync.compat import check_tts, sync_session
 
 __all__ = ["NlsSpeechSynthesizer"]
 
@@ -38,26 +36,22 @@ class NlsSpeechSynthesizer:
         on_close: Callback = None,
         callback_args: Sequence[Any] = (),
     ) -> None:
-        check_credentials(token, akid, aksecret, appkey)
         namespace = "SpeechLongSynthesizer" if long_tts else "SpeechSynthesizer"
-        self._sync = SyncSession(
-            session_factory(
-                AsyncSession,
-                url,
-                token=token,
-                akid=akid,
-                aksecret=aksecret,
-                appkey=appkey,
-                namespace=namespace,
-            ),
-            {
+        self._sync = sync_session(
+            url,
+            namespace=namespace,
+            token=token,
+            akid=akid,
+            aksecret=aksecret,
+            appkey=appkey,
+            callbacks={
                 "MetaInfo": on_metainfo,
                 "audio": on_data,
                 "SynthesisCompleted": on_completed,
                 "error": on_error,
                 "close": on_close,
             },
-            callback_args,
+            callback_args=callback_args,
         )
 
     def start(

@@ -9,21 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nls.asyncio.session import AsyncSession
 from nls.exception import InvalidParameter
 from nls.protocol import DEFAULT_URL, ControlTranscriber, StartTranscription
-from nls.sync.compat import check_asr, check_credentials, session_factory
-from nls.sync.session import SyncSession
+from nls.sync.compat import sync_session
+from nls.sync.recognition import RecognitionDropIn
 
 __all__ = ["NlsSpeechTranscriber"]
 
 Callback = Callable[..., Any] | None
 
 
-class NlsSpeechTranscriber:
+class NlsSpeechTranscriber(RecognitionDropIn):
     """Real-time transcription (SpeechTranscriber): sentence events while audio streams."""
 
     namespace = "SpeechTranscriber"
+    start_command = StartTranscription
 
     def __init__(
         self,
@@ -41,18 +41,14 @@ class NlsSpeechTranscriber:
         on_close: Callback = None,
         callback_args: Sequence[Any] = (),
     ) -> None:
-        check_credentials(token, akid, aksecret, appkey)
-        self._sync = SyncSession(
-            session_factory(
-                AsyncSession,
-                url,
-                token=token,
-                akid=akid,
-                aksecret=aksecret,
-                appkey=appkey,
-                namespace=self.namespace,
-            ),
-            {
+        self._sync = sync_session(
+            url,
+            namespace=self.namespace,
+            token=token,
+            akid=akid,
+            aksecret=aksecret,
+            appkey=appkey,
+            callbacks={
                 "TranscriptionStarted": on_start,
                 "SentenceBegin": on_sentence_begin,
                 "TranscriptionResultChanged": on_result_changed,
@@ -61,57 +57,8 @@ class NlsSpeechTranscriber:
                 "error": on_error,
                 "close": on_close,
             },
-            callback_args,
+            callback_args=callback_args,
         )
-
-    def start(
-        self,
-        aformat: str = "pcm",
-        sample_rate: int = 16000,
-        ch: int = 1,
-        enable_intermediate_result: bool = False,
-        enable_punctuation_prediction: bool = False,
-        enable_inverse_text_normalization: bool = False,
-        timeout: float = 10,
-        ping_interval: float | None = 8,
-        ping_timeout: float | None = None,
-        ex: dict[str, Any] | None = None,
-        enable_punctutation_prediction: bool | None = None,
-    ) -> bool:
-        """Start transcription; block until ready (``on_start``) or ``timeout``.
-
-        Returns:
-            True when the task started; False otherwise (``on_error`` says why).
-
-        Raises:
-            InvalidParameter: unsupported ``aformat``, ``sample_rate`` or ``ch``.
-        """
-        check_asr(aformat, sample_rate, ch)
-        if enable_punctutation_prediction is not None:  # the 0.0.1 spelling
-            enable_punctuation_prediction = enable_punctutation_prediction
-        command = StartTranscription(
-            format=aformat,
-            sample_rate=sample_rate,
-            enable_intermediate_result=enable_intermediate_result,
-            enable_punctuation_prediction=enable_punctuation_prediction,
-            enable_inverse_text_normalization=enable_inverse_text_normalization,
-            extra=dict(ex or {}),
-        )
-        return self._sync.start(
-            command, timeout=timeout, ping_interval=ping_interval, ping_timeout=ping_timeout
-        )
-
-    def stop(self, timeout: float = 10) -> bool:
-        """Stop; block until ``on_completed`` has run or ``timeout``. True on success."""
-        return self._sync.stop(timeout)
-
-    def shutdown(self) -> None:
-        """Close the connection now. Idempotent; safe inside callbacks."""
-        self._sync.shutdown()
-
-    def send_audio(self, pcm_data: bytes) -> bool:
-        """Send audio (does not block); False with one warning when not started."""
-        return self._sync.send_audio(pcm_data)
 
     def ctrl(self, ex: dict[str, Any] | None = None, timeout: float = 10, **kwargs: Any) -> bool:
         """Send ``ControlTranscriber`` with ``ex`` and/or keyword parameters in its payload.

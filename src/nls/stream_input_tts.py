@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nls.asyncio.session import AsyncSession
 from nls.exception import StartTimeoutException, WrongStateException
 from nls.protocol import DEFAULT_URL, RunSynthesis, StartSynthesis, new_id
-from nls.sync.compat import check_credentials, check_tts, session_factory
-from nls.sync.session import SyncSession
+from nls.sync.compat import check_tts, sync_session
 
 __all__ = ["NlsStreamInputTtsSynthesizer"]
 
@@ -46,19 +44,15 @@ class NlsStreamInputTtsSynthesizer:
         on_close: Callback = None,
         callback_args: Sequence[Any] = (),
     ) -> None:
-        check_credentials(token, akid, aksecret, appkey)
         self._session_id = session_id or new_id()
-        self._sync = SyncSession(
-            session_factory(
-                AsyncSession,
-                url,
-                token=token,
-                akid=akid,
-                aksecret=aksecret,
-                appkey=appkey,
-                namespace=self.namespace,
-            ),
-            {
+        self._sync = sync_session(
+            url,
+            namespace=self.namespace,
+            token=token,
+            akid=akid,
+            aksecret=aksecret,
+            appkey=appkey,
+            callbacks={
                 "SentenceBegin": on_sentence_begin,
                 "SentenceSynthesis": on_sentence_synthesis,
                 "SentenceEnd": on_sentence_end,
@@ -67,7 +61,7 @@ class NlsStreamInputTtsSynthesizer:
                 "error": on_error,
                 "close": on_close,
             },
-            callback_args,
+            callback_args=callback_args,
         )
 
     def startStreamInputTts(  # noqa: N802 - original name

@@ -6,11 +6,12 @@ raising :class:`~nls.exception.InvalidParameter` naming the argument, before any
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from nls.asyncio.session import AsyncSession
 from nls.exception import InvalidParameter
+from nls.sync.session import Callbacks, SyncSession
 
 __all__ = [
     "ASR_FORMATS",
@@ -21,7 +22,7 @@ __all__ = [
     "check_credentials",
     "check_range",
     "check_tts",
-    "session_factory",
+    "sync_session",
 ]
 
 ASR_FORMATS = ("pcm", "opus", "opu", "wav", "mp3", "speex", "aac", "amr")
@@ -75,28 +76,37 @@ def check_range(name: str, value: int, low: int, high: int) -> None:
         raise InvalidParameter(f"{name}: {value!r} is outside {low}..{high}")
 
 
-def session_factory(
-    cls: type[AsyncSession],
+def sync_session(
     url: str,
     *,
+    namespace: str,
     token: str | None,
     akid: str | None,
     aksecret: str | None,
     appkey: str | None,
-    **kwargs: Any,
-) -> Callable[..., AsyncSession]:
-    """A factory of fresh sessions (one per ``start()``, like the official SDK)."""
+    callbacks: Callbacks,
+    callback_args: Sequence[Any],
+    overlap: bool = False,
+) -> SyncSession:
+    """Check the credentials and build the thread bridge of one drop-in object.
 
-    def make(**more: Any) -> AsyncSession:
-        return cls(
+    Each ``start()`` gets a fresh session (a new connection, like the official SDK).
+
+    Raises:
+        InvalidParameter: missing appkey, or neither a token nor an AccessKey pair.
+    """
+    check_credentials(token, akid, aksecret, appkey)
+
+    def make(**kwargs: Any) -> AsyncSession:
+        return AsyncSession(
             url,
             token=token,
             akid=akid,
             aksecret=aksecret,
             appkey=appkey,
+            namespace=namespace,
             buffer_events=False,
             **kwargs,
-            **more,
         )
 
-    return make
+    return SyncSession(make, callbacks, callback_args, overlap=overlap)
