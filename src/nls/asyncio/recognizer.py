@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from nls.asyncio.session import AsyncSession, merge_ex
+from nls.asyncio.session import AsyncSession, CommandSession
 from nls.protocol import (
     DEFAULT_URL,
     ControlTranscriber,
@@ -35,65 +34,28 @@ from nls.util import read_audio
 __all__ = ["AsyncSpeechRecognizer", "AsyncSpeechTranscriber", "recognize", "transcribe"]
 
 
-class AsyncSpeechRecognizer(AsyncSession):
+class AsyncSpeechRecognizer(CommandSession):
     """One-sentence recognition (SpeechRecognizer, ≤ 60 s of audio).
 
-    Keyword arguments after the credentials are the ``StartRecognition`` payload fields
-    (``format``, ``sample_rate``, ``enable_intermediate_result``, …); ``ex`` adds any
-    other payload key.
+    Keyword arguments after the credentials are ``StartRecognition`` payload fields
+    (``format``, ``sample_rate``, ``enable_intermediate_result``, …).
     """
 
     namespace = "SpeechRecognizer"
 
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        *,
-        appkey: str | None = None,
-        token: str | None = None,
-        akid: str | None = None,
-        aksecret: str | None = None,
-        ex: Mapping[str, Any] | None = None,
-        timeout: float = 10,
-        **params: Any,
-    ) -> None:
-        super().__init__(url, appkey=appkey, token=token, akid=akid, aksecret=aksecret)
-        self.command = merge_ex(StartRecognition(**params), ex)
-        self.timeout = timeout
-
-    async def __aenter__(self) -> AsyncSpeechRecognizer:
-        await self.start(self.command, timeout=self.timeout)
-        return self
+    command_type = StartRecognition
 
     async def finish(self, *, timeout: float | None = 10) -> RecognitionCompleted:
         """Stop and return the final result."""
         return cast(RecognitionCompleted, await self.stop(timeout=timeout))
 
 
-class AsyncSpeechTranscriber(AsyncSession):
+class AsyncSpeechTranscriber(CommandSession):
     """Real-time transcription (SpeechTranscriber): sentence events while audio streams."""
 
     namespace = "SpeechTranscriber"
 
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        *,
-        appkey: str | None = None,
-        token: str | None = None,
-        akid: str | None = None,
-        aksecret: str | None = None,
-        ex: Mapping[str, Any] | None = None,
-        timeout: float = 10,
-        **params: Any,
-    ) -> None:
-        super().__init__(url, appkey=appkey, token=token, akid=akid, aksecret=aksecret)
-        self.command = merge_ex(StartTranscription(**params), ex)
-        self.timeout = timeout
-
-    async def __aenter__(self) -> AsyncSpeechTranscriber:
-        await self.start(self.command, timeout=self.timeout)
-        return self
+    command_type = StartTranscription
 
     async def control(self, **params: Any) -> None:
         """Change parameters mid-stream (``ControlTranscriber``, e.g. max_sentence_silence)."""
@@ -129,7 +91,7 @@ async def recognize(
     async with AsyncSpeechRecognizer(
         url, appkey=appkey, token=token, akid=akid, aksecret=aksecret, **params
     ) as sr:
-        await _stream(sr, pcm, sr.command.sample_rate, chunk_ms, realtime)
+        await _stream(sr, pcm, params.get("sample_rate", 16000), chunk_ms, realtime)
         return (await sr.finish()).result
 
 
@@ -158,7 +120,7 @@ async def transcribe(
                     sentences.append(event)
 
         collector = asyncio.create_task(collect())
-        await _stream(st, pcm, st.command.sample_rate, chunk_ms, realtime)
+        await _stream(st, pcm, params.get("sample_rate", 16000), chunk_ms, realtime)
         await st.finish()
         await collector
         return sentences

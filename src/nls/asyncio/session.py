@@ -39,7 +39,7 @@ from nls.protocol import (
 )
 from nls.token import TokenProvider, token_url_for
 
-__all__ = ["AsyncSession", "Credentials", "merge_ex", "shared_token_provider"]
+__all__ = ["AsyncSession", "CommandSession", "Credentials", "merge_ex", "shared_token_provider"]
 
 _providers: dict[tuple[str, str, str], TokenProvider] = {}
 _providers_lock = threading.Lock()
@@ -327,6 +327,38 @@ def _task_failed_error(event: TaskFailed) -> TaskFailedError:
 
 
 _C = TypeVar("_C", bound=Command)
+_S = TypeVar("_S", bound="CommandSession")
+
+
+class CommandSession(AsyncSession):
+    """A session whose start command is built from keyword arguments.
+
+    Keyword arguments after the credentials are the start command's payload fields
+    (``format``, ``sample_rate``, …); ``ex`` adds any other payload key. ``async with``
+    starts the task (waiting for ``*Started``) and closes the connection at the end.
+    """
+
+    command_type: type[Command]
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        appkey: str | None = None,
+        token: str | None = None,
+        akid: str | None = None,
+        aksecret: str | None = None,
+        ex: Mapping[str, Any] | None = None,
+        timeout: float = 10,
+        **params: Any,
+    ) -> None:
+        super().__init__(url, appkey=appkey, token=token, akid=akid, aksecret=aksecret)
+        self.command = merge_ex(self.command_type(**params), ex)
+        self.timeout = timeout
+
+    async def __aenter__(self: _S) -> _S:
+        await self.start(self.command, timeout=self.timeout)
+        return self
 
 
 def merge_ex(command: _C, ex: Mapping[str, Any] | None) -> _C:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from nls.asyncio.session import AsyncSession, merge_ex
+from nls.asyncio.session import AsyncSession, CommandSession, merge_ex
 from nls.protocol import (
     DEFAULT_URL,
     AudioData,
@@ -86,7 +86,7 @@ class AsyncSpeechSynthesizer(AsyncSession):
         return b"".join([chunk async for chunk in self.stream(text, **params)])
 
 
-class AsyncStreamInputSynthesizer(AsyncSession):
+class AsyncStreamInputSynthesizer(CommandSession):
     """Text streamed in, audio streamed out (FlowingSpeechSynthesizer).
 
     ``params`` are the ``StartSynthesis`` fields (``voice`` default ``longxiaochun``,
@@ -96,28 +96,18 @@ class AsyncStreamInputSynthesizer(AsyncSession):
 
     namespace = "FlowingSpeechSynthesizer"
 
+    command_type = StartSynthesis
+
     def __init__(
         self,
         url: str = DEFAULT_URL,
         *,
-        appkey: str | None = None,
-        token: str | None = None,
-        akid: str | None = None,
-        aksecret: str | None = None,
         session_id: str | None = None,
-        ex: Mapping[str, Any] | None = None,
-        timeout: float = 10,
-        **params: Any,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(url, appkey=appkey, token=token, akid=akid, aksecret=aksecret)
-        params.setdefault("voice", "longxiaochun")
-        params.setdefault("sample_rate", 24000)
-        self.command = merge_ex(StartSynthesis(session_id=session_id or new_id(), **params), ex)
-        self.timeout = timeout
-
-    async def __aenter__(self) -> AsyncStreamInputSynthesizer:
-        await self.start(self.command, timeout=self.timeout)
-        return self
+        kwargs.setdefault("voice", "longxiaochun")
+        kwargs.setdefault("sample_rate", 24000)
+        super().__init__(url, session_id=session_id or new_id(), **kwargs)
 
     async def send_text(self, text: str) -> None:
         """Send a piece of text (``RunSynthesis``)."""
