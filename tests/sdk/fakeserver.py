@@ -160,5 +160,8 @@ def running(fake: FakeNls | None = None) -> Iterator[FakeNls]:
     finally:
         server = holder["server"]
         loop.call_soon_threadsafe(server.close)
-        thread.join(5)
+        thread.join(15)
+        if thread.is_alive():  # a slow close on a loaded box: stop the loop outright
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(15)
         loop.close()
