@@ -7,6 +7,8 @@ from evaldata import load_wav, segments
 from nls_gateway.engines.silero_vad import SileroVad, create
 from nls_gateway.segmenter import (
     EndSilenceTimeout,
+    PauseEnded,
+    PauseStarted,
     Segmenter,
     SegmenterConfig,
     SegmenterEvent,
@@ -15,6 +17,7 @@ from nls_gateway.segmenter import (
     StartSilenceTimeout,
     threshold_for,
 )
+from tasks.fakes import ScriptedVad, silence, tone
 
 CHUNK = 1600  # 100 ms, as a client sends it
 
@@ -115,3 +118,25 @@ def test_long_speech_is_split_at_a_pause(vad: SileroVad) -> None:
         if event.forced:
             tail = event.audio[-1600:]
             assert float(np.sqrt(np.mean(tail**2))) < 0.02
+
+
+def test_pause_events_match_the_sentence_end() -> None:
+    audio = np.concatenate([silence(0.5), tone(1.0), silence(0.4), tone(1.0), silence(1.2)])
+    config = SegmenterConfig(pause_ms=250)
+    events = _run(Segmenter(ScriptedVad().create_stream(), config=config), audio)
+    kinds = [type(e) for e in events]
+    assert kinds == [SpeechStarted, PauseStarted, PauseEnded, PauseStarted, SpeechEnded]
+    first, resumed, pause, ended = events[1], events[2], events[3], events[4]
+    assert isinstance(first, PauseStarted) and isinstance(resumed, PauseEnded)
+    assert isinstance(pause, PauseStarted) and isinstance(ended, SpeechEnded)
+    assert abs(first.speech_end_ms - 1500) <= 32 and abs(resumed.speech_ms - 1900) <= 32
+    # The last pause saw the same speech (and, past the post-roll, the same audio).
+    assert (pause.begin_ms, pause.speech_end_ms) == (ended.begin_ms, ended.speech_end_ms)
+    assert pause.end_ms == ended.end_ms
+    np.testing.assert_array_equal(pause.audio, ended.audio)
+
+
+def test_no_pause_events_by_default() -> None:
+    audio = np.concatenate([silence(0.5), tone(1.0), silence(0.4), tone(1.0), silence(1.2)])
+    events = _run(Segmenter(ScriptedVad().create_stream()), audio)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]

@@ -14,6 +14,10 @@ Theory of operation: every VAD frame (32 ms for Silero) moves a three-state mach
 In a *sentence*, frames above ``threshold - 0.15`` keep it alive (hysteresis, as Silero's
 own endpointer does); ``max_sentence_silence_ms`` of silence ends it (``SpeechEnded``);
 reaching ``max_sentence_ms`` splits it at the longest pause of its second half.
+With ``pause_ms`` set, a pause of that length inside a sentence reports ``PauseStarted``
+(with the audio up to the speech end plus post-roll, so a handler can start the final
+decode early) and speech after it reports ``PauseEnded``; ``speech_end_ms`` on both
+``PauseStarted`` and ``SpeechEnded`` lets a handler match the two.
 
 Pure logic: no asyncio, no threads, no I/O; the caller feeds audio and reads events.
 """
@@ -28,6 +32,8 @@ from nls_gateway.engines.base import Float32Array, VadStream
 
 __all__ = [
     "EndSilenceTimeout",
+    "PauseEnded",
+    "PauseStarted",
     "Segmenter",
     "SegmenterConfig",
     "SegmenterEvent",
@@ -72,6 +78,8 @@ class SegmenterConfig:
     """Report ``StartSilenceTimeout`` when no speech starts within this time."""
     max_end_silence_ms: int | None = None
     """Report ``EndSilenceTimeout`` after this much silence following speech."""
+    pause_ms: int | None = None
+    """Report ``PauseStarted`` once a pause inside a sentence is this long (None: never)."""
 
     def __post_init__(self) -> None:
         if not 200 <= self.max_sentence_silence_ms <= 6000:
@@ -98,6 +106,30 @@ class SpeechEnded:
     audio: Float32Array
     forced: bool = False
     """True when the sentence was split for length, not ended by a pause."""
+    speech_end_ms: int | None = None
+    """End of the last speech frame (``end_ms`` adds post-roll); None for a forced split."""
+
+
+@dataclass(frozen=True, slots=True)
+class PauseStarted:
+    """The open sentence paused for ``pause_ms``: its speech so far ended at ``speech_end_ms``.
+
+    ``audio`` covers ``begin_ms``…``end_ms`` (speech end plus up to ``post_roll_ms``); when
+    the sentence ends without more speech its ``SpeechEnded`` has the same
+    ``speech_end_ms`` (and, once the pause reached the post-roll, the same audio).
+    """
+
+    begin_ms: int
+    speech_end_ms: int
+    end_ms: int
+    audio: Float32Array
+
+
+@dataclass(frozen=True, slots=True)
+class PauseEnded:
+    """Speech resumed at ``speech_ms`` after a reported ``PauseStarted``."""
+
+    speech_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +146,14 @@ class EndSilenceTimeout:
     last_speech_ms: int
 
 
-SegmenterEvent = SpeechStarted | SpeechEnded | StartSilenceTimeout | EndSilenceTimeout
+SegmenterEvent = (
+    SpeechStarted
+    | SpeechEnded
+    | PauseStarted
+    | PauseEnded
+    | StartSilenceTimeout
+    | EndSilenceTimeout
+)
 
 
 class Segmenter:
@@ -146,6 +185,7 @@ class Segmenter:
         self._pauses: list[tuple[int, int]] = []
         self._start_reported = False
         self._end_reported = False
+        self._pause_reported = False
 
     # ------------------------------------------------------------------------ public
 
@@ -187,9 +227,8 @@ class Segmenter:
         events: list[SegmenterEvent] = []
         if self._state == "speech":
             last = self._last_speech_end or self._received
-            events.append(
-                self._end(min(last + self._samples(self.config.post_roll_ms), self._received))
-            )
+            end = min(last + self._samples(self.config.post_roll_ms), self._received)
+            events.append(self._end(end, speech_end=last))
         self._state = "idle"
         return events
 
@@ -204,6 +243,9 @@ class Segmenter:
         keep = self._threshold - _HYSTERESIS if self._state == "speech" else self._threshold
         speech = prob >= keep
         if speech:
+            if self._pause_reported and self._state == "speech":
+                events.append(PauseEnded(self._ms(start)))
+            self._pause_reported = False
             self._last_speech_end = end
             self._end_reported = False
             if self._pause_start is not None and end - self._pause_start >= self._samples(
@@ -241,12 +283,28 @@ class Segmenter:
             silence = end - (self._last_speech_end or end)
             if silence >= self._samples(cfg.max_sentence_silence_ms):
                 last = self._last_speech_end or end
-                events.append(self._end(min(last + self._samples(cfg.post_roll_ms), end)))
+                pad_end = min(last + self._samples(cfg.post_roll_ms), end)
+                events.append(self._end(pad_end, speech_end=last))
             elif end - self._begin >= self._samples(cfg.max_sentence_ms):
                 split = self._split_point(end)
                 events.append(self._end(split, forced=True))
                 self._state, self._begin, self._pauses = "speech", split, []
+                self._pause_reported = False
                 events.append(SpeechStarted(self._ms(split)))
+            elif (
+                cfg.pause_ms is not None
+                and not speech
+                and not self._pause_reported
+                and self._last_speech_end is not None
+                and silence >= self._samples(cfg.pause_ms)
+            ):
+                self._pause_reported = True
+                last = self._last_speech_end
+                pad_end = min(last + self._samples(cfg.post_roll_ms), end)
+                audio = self._buf[self._begin - self._buf_start : pad_end - self._buf_start].copy()
+                events.append(
+                    PauseStarted(self._ms(self._begin), self._ms(last), self._ms(pad_end), audio)
+                )
         if (
             cfg.max_end_silence_ms is not None
             and not self._end_reported
@@ -266,10 +324,11 @@ class Segmenter:
             pauses.append((end - self._pause_start, (self._pause_start + end) // 2))
         return max(pauses)[1] if pauses else end
 
-    def _end(self, end: int, *, forced: bool = False) -> SpeechEnded:
+    def _end(self, end: int, *, forced: bool = False, speech_end: int | None = None) -> SpeechEnded:
         audio = self._buf[self._begin - self._buf_start : end - self._buf_start].copy()
-        event = SpeechEnded(self._ms(self._begin), self._ms(end), audio, forced)
-        self._state, self._floor = "idle", end
+        speech_end_ms = None if speech_end is None else self._ms(speech_end)
+        event = SpeechEnded(self._ms(self._begin), self._ms(end), audio, forced, speech_end_ms)
+        self._state, self._floor, self._pause_reported = "idle", end, False
         if not forced:
             # A fresh VAD state for the next sentence: Silero's recurrent state can stay
             # low after one speaker and miss the next (see SileroVadStream.reset).

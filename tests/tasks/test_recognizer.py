@@ -210,3 +210,46 @@ async def test_recognition_with_a_project_model_real_whisper(make_ctx, tmp_path)
     handler = Recognizer(ctx, StartRecognition())
     with pytest.raises(EngineUnavailableError, match="no CTranslate2 Whisper model in"):
         await drive(handler, frames(pcm(load_wav(clip)[:32000])))
+
+
+async def test_recognition_stop_soon_after_speech_reuses_the_pause_decode(
+    make_ctx, asr: ScriptedAsr
+) -> None:
+    ctx = make_ctx()
+    handler = Recognizer(ctx, StartRecognition())
+    await handler.on_start()
+    for chunk in frames(speech(2.0, tail=0.3)):
+        await handler.on_audio(chunk)
+        await asyncio.sleep(0.005)
+    await handler.on_stop()
+    await handler.close()
+    assert ctx.payloads("RecognitionCompleted")[0]["result"] == "字" * 20
+    assert len([c for c in asr.calls if c[1]]) == 1  # started at the pause, reused at Stop
+
+
+async def test_recognition_speech_after_a_pause_is_decoded_again(
+    make_ctx, asr: ScriptedAsr
+) -> None:
+    ctx = make_ctx()
+    audio = pcm(np.concatenate([silence(0.5), tone(1.0), silence(0.35), tone(1.0)]))
+    handler = Recognizer(ctx, StartRecognition())
+    await handler.on_start()
+    for chunk in frames(audio):
+        await handler.on_audio(chunk)
+        await asyncio.sleep(0.005)
+    await handler.on_stop()
+    await handler.close()
+    assert ctx.payloads("RecognitionCompleted")[0]["result"] == "字" * 20
+
+
+async def test_recognition_first_partial_after_half_a_second_of_speech(make_ctx) -> None:
+    ctx = make_ctx()
+    handler = Recognizer(ctx, StartRecognition(enable_intermediate_result=True))
+    await handler.on_start()
+    for chunk in frames(speech(3.0)):
+        await handler.on_audio(chunk)
+        await asyncio.sleep(0.01)
+    await handler.on_stop()
+    await handler.close()
+    first = ctx.payloads("RecognitionResultChanged")[0]
+    assert first["duration"] <= 500 + 700  # speech starts at 500 ms

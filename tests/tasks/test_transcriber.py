@@ -207,3 +207,33 @@ async def test_transcription_unknown_vocabulary_id_is_40000003(make_ctx) -> None
     assert err.value.status == 40000003
     assert "Invalid vocabulary_id 'v9'!" in err.value.status_text
     assert ctx.events == []
+
+
+async def test_transcription_sentence_end_reuses_the_pause_decode(
+    make_ctx, asr: ScriptedAsr
+) -> None:
+    ctx = make_ctx("SpeechTranscriber")
+    handler = Transcriber(ctx, StartTranscription())
+    await handler.on_start()
+    for chunk in frames(two_sentences()):
+        await handler.on_audio(chunk)
+        await asyncio.sleep(0.005)  # let the speculative decode run during the pause
+    await handler.on_stop()
+    await handler.close()
+    assert [e["result"] for e in ctx.payloads("SentenceEnd")] == ["字" * 10, "字" * 20]
+    assert len([c for c in asr.calls if c[1]]) == 2  # one final decode per sentence
+
+
+async def test_transcription_speech_after_a_short_pause_drops_the_speculative_decode(
+    make_ctx,
+) -> None:
+    ctx = make_ctx("SpeechTranscriber")
+    audio = np.concatenate([silence(0.5), tone(1.0), silence(0.4), tone(1.0), silence(1.5)])
+    handler = Transcriber(ctx, StartTranscription())
+    await handler.on_start()
+    for chunk in frames(pcm(audio)):
+        await handler.on_audio(chunk)
+        await asyncio.sleep(0.005)
+    await handler.on_stop()
+    await handler.close()
+    assert [e["result"] for e in ctx.payloads("SentenceEnd")] == ["字" * 20]

@@ -9,11 +9,14 @@ runs the VAD segmenter over them, sends ``RecognitionResultChanged`` partials an
 Theory of operation: every binary frame goes through one executor call
 (:meth:`Recognizer._ingest`: decode + VAD), so the event loop never runs model code (R10).
 The recognised span is from the first speech onset (with the segmenter's pre-roll) to
-the last speech end. Decodes are memoised by span, so the same audio is never decoded
-twice: when the VAD reports the end of speech a *speculative* final decode starts at
-once, and a Stop that brings no new speech reuses it. Partials re-decode the growing
-span, at most one at a time and only after enough new audio, so their cadence falls
-back by itself when the machine is loaded. Silence only gives an empty result.
+the last speech end. A *speculative* final decode starts as soon as the VAD reports a
+pause of ``PAUSE_MS`` (or the end of speech); it is keyed by the span's begin and speech
+end, dropped when speech resumes, and a Stop that brings no new speech reuses it, so the
+final is usually ready when Stop arrives (at most one runs per task). Partials re-decode
+the growing span, at most one at a time, the first after ``FIRST_PARTIAL_MS`` of speech
+and then after enough new audio, so their cadence falls back by itself when the machine
+is loaded; none runs during a pause, and Stop drops one in flight. Silence only gives an
+empty result.
 
 It must not touch the socket or call an engine other than through ``ctx.runner``.
 """
@@ -33,6 +36,8 @@ from nls_gateway.audio import AudioFormatError, Decoder
 from nls_gateway.engines.base import AsrEngine, AsrResult, Float32Array
 from nls_gateway.segmenter import (
     EndSilenceTimeout,
+    PauseEnded,
+    PauseStarted,
     Segmenter,
     SegmenterConfig,
     SegmenterEvent,
@@ -54,7 +59,13 @@ PARTIAL_STEP_MS = 600
 DEFAULT_END_SILENCE_MS = 800
 """§4.1: "cloud default silence detection 800 ms" with ``enable_voice_detection``."""
 SPECULATIVE_PAUSE_MS = 600
-"""A pause this long starts the speculative final decode (a later onset redoes it)."""
+"""A pause this long ends a sentence for the segmenter (the task goes on until Stop)."""
+PAUSE_MS = 200
+"""A pause this long starts the speculative final decode (speech after it drops it)."""
+FIRST_PARTIAL_MS = 500
+"""Speech (after the segmenter's pre-roll) before the first partial decode."""
+PRE_ROLL_MS = 300
+"""The segmenter's pre-roll (SegmenterConfig default): audio before the first onset."""
 
 
 class SampleBuffer:
@@ -83,6 +94,8 @@ class SampleBuffer:
 class _Span:
     begin: int
     end: int
+    speech_end: int = -1
+    """End of the last speech frame (``end`` adds post-roll); -1 while speech is open."""
 
 
 class Recognizer(TaskHandler):
@@ -100,7 +113,9 @@ class Recognizer(TaskHandler):
         self._segmenter: Segmenter | None = None
         self._buffer = SampleBuffer()
         self._speech: _Span | None = None  # first onset … last end (end = -1 while open)
-        self._decodes: dict[tuple[int, int, bool], asyncio.Task[AsrResult]] = {}
+        # The speculative / final decode: ((begin, speech end), task); at most one.
+        self._final: tuple[tuple[int, int], asyncio.Task[AsrResult]] | None = None
+        self._paused = False
         self._partial: asyncio.Task[None] | None = None
         self._partial_end = 0
         self._last_partial = ""
@@ -135,6 +150,7 @@ class Recognizer(TaskHandler):
         if vad is not None:
             config = SegmenterConfig(
                 max_sentence_silence_ms=SPECULATIVE_PAUSE_MS,
+                pause_ms=PAUSE_MS,
                 max_sentence_ms=max(1000, self.ctx.limits.max_recognition_ms + 1000),
                 max_start_silence_ms=cmd.max_start_silence if self._vd else None,
                 max_end_silence_ms=(cmd.max_end_silence or DEFAULT_END_SILENCE_MS)
@@ -170,6 +186,8 @@ class Recognizer(TaskHandler):
         """Flush the decoder and the VAD, then send ``RecognitionCompleted``."""
         if self.done or self._finished:
             return
+        if self._partial is not None:
+            self._partial.cancel()  # the final has priority; its text would be dropped
         samples, events = await self._run_ingest(b"", last=True)
         self._buffer.append(samples)
         if await self._handle(events):
@@ -179,13 +197,14 @@ class Recognizer(TaskHandler):
     async def close(self) -> None:
         """Stop waiting for partials and speculative decodes."""
         self._finished = True
-        tasks = [t for t in (self._partial, *self._decodes.values()) if t is not None]
+        final = None if self._final is None else self._final[1]
+        tasks = [t for t in (self._partial, final) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
-        self._decodes.clear()
+        self._final = None
 
     # ------------------------------------------------------------------ internals
 
@@ -213,17 +232,30 @@ class Recognizer(TaskHandler):
         """Apply segmenter events; True if the task completed by itself."""
         for event in events:
             if isinstance(event, SpeechStarted):
+                self._paused = False
                 begin = event.begin_ms * RATE // 1000
                 if self._speech is None:
                     self._speech = _Span(begin, -1)
                 else:
-                    self._speech.end = -1
+                    self._speech.end = self._speech.speech_end = -1
+            elif isinstance(event, PauseStarted) and self._speech is not None:
+                # Speculative final decode of the speech so far: ready (or nearly) at Stop.
+                self._paused = True
+                speech_end = event.speech_end_ms * RATE // 1000
+                end = event.end_ms * RATE // 1000
+                self._decode(self._speech.begin, end, speech_end)
+            elif isinstance(event, PauseEnded):
+                self._paused = False
+                self._drop_final()
             elif isinstance(event, SpeechEnded):
+                self._paused = False
                 if self._speech is None:  # cannot happen: an end follows a start
                     self._speech = _Span(event.begin_ms * RATE // 1000, -1)
                 self._speech.end = event.end_ms * RATE // 1000
-                # Speculative final decode: ready (or nearly) when Stop arrives.
-                self._decode(self._speech.begin, self._speech.end, final=True)
+                ms = event.end_ms if event.speech_end_ms is None else event.speech_end_ms
+                self._speech.speech_end = ms * RATE // 1000
+                span = self._speech
+                self._decode(span.begin, span.end, span.speech_end)
             elif self._vd and isinstance(event, StartSilenceTimeout | EndSilenceTimeout):
                 # §4: with voice detection the server ends the task itself
                 # (RecognitionCompleted without Stop) once the silence runs out.
@@ -231,38 +263,56 @@ class Recognizer(TaskHandler):
                 return True
         return False
 
-    def _final_span(self) -> tuple[int, int] | None:
+    def _final_span(self) -> tuple[int, int, int] | None:
+        """``(begin, end, speech end)`` of the final result's audio, or None for silence."""
         if self._segmenter is None:
-            return (0, self._buffer.size) if self._buffer.size else None
+            size = self._buffer.size
+            return (0, size, size) if size else None
         if self._speech is None:
             return None  # silence only: the result is "" (not an error)
-        end = self._buffer.size if self._speech.end < 0 else self._speech.end
-        return self._speech.begin, end
+        if self._speech.end < 0:
+            size = self._buffer.size
+            return self._speech.begin, size, size
+        return self._speech.begin, self._speech.end, self._speech.speech_end
 
-    def _decode(self, begin: int, end: int, *, final: bool) -> asyncio.Task[AsrResult]:
-        """The (memoised) decode of ``begin…end``: equal spans are decoded once."""
-        key = (begin, end, final)
-        task = self._decodes.get(key)
-        if task is None:
-            audio = self._buffer.view(begin, end)
-            options = params.asr_options(self._cmd, self.ctx.project, final=final)
-            task = asyncio.ensure_future(self.ctx.runner.transcribe(self._asr, audio, options))
-            if final:
-                # Older speculative decodes are superseded; keep only the newest.
-                for old in [k for k in self._decodes if k[2]]:
-                    del self._decodes[old]
-            self._decodes[key] = task
+    def _decode(self, begin: int, end: int, speech_end: int) -> asyncio.Task[AsrResult]:
+        """The final decode of ``begin…end``, reused while the speech end is the same."""
+        key = (begin, speech_end)
+        if self._final is not None and self._final[0] == key and not self._final[1].cancelled():
+            return self._final[1]
+        audio = self._buffer.view(begin, end)
+        self._drop_final()
+        task = asyncio.ensure_future(self._final_decode(audio))
+        task.add_done_callback(_retrieve)
+        self._final = (key, task)
         return task
+
+    async def _final_decode(self, audio: Float32Array) -> AsrResult:
+        options = params.asr_options(self._cmd, self.ctx.project, final=True)
+        return await self.ctx.runner.transcribe(self._asr, audio, options)
+
+    def _drop_final(self) -> None:
+        """Speech resumed: the speculative decode is stale. Cancelling it frees its place in
+        the runner's queue; one the engine already runs finishes unused."""
+        if self._final is not None:
+            self._final[1].cancel()
+            self._final = None
 
     def _maybe_partial(self) -> None:
         """Start a partial decode if enabled, idle and enough new audio has arrived."""
         if not self._cmd.enable_intermediate_result or self._partial is not None:
             return
-        if self._segmenter is not None and (self._speech is None or self._speech.end >= 0):
+        if self._segmenter is not None and (
+            self._speech is None or self._speech.end >= 0 or self._paused
+        ):
             return  # no speech yet, or paused: nothing new to say
         begin = 0 if self._speech is None else self._speech.begin
         end = self._buffer.size
-        if end - max(self._partial_end, begin) < PARTIAL_STEP_MS * RATE // 1000:
+        if self._partial_end <= begin and self._segmenter is not None:
+            # The first partial: as soon as there is enough speech to say something.
+            if end - begin < (PRE_ROLL_MS + FIRST_PARTIAL_MS) * RATE // 1000:
+                return
+        elif end - max(self._partial_end, begin) < PARTIAL_STEP_MS * RATE // 1000:
             return
         self._partial_end = end
         self._partial = asyncio.ensure_future(self._send_partial(begin, end))
@@ -294,7 +344,13 @@ class Recognizer(TaskHandler):
         span = self._final_span()
         text = ""
         if span is not None:
-            text = (await self._decode(*span, final=True)).text
+            text = (await self._decode(*span)).text
         duration = self._buffer.size * 1000 // RATE
         await self.ctx.send_event("RecognitionCompleted", {"result": text, "duration": duration})
         self.done = True
+
+
+def _retrieve(task: asyncio.Task[AsrResult]) -> None:
+    """Mark a dropped speculative decode's error as seen (the final decodes again)."""
+    if not task.cancelled():
+        task.exception()

@@ -15,6 +15,12 @@ At most one partial job is pending at a time and a new one needs enough new audi
 the partial cadence adapts to load; a partial whose sentence has already ended is
 dropped. Times are ms from the start of the stream.
 
+Speculative finals: when the segmenter reports a pause of ``SPECULATIVE_PAUSE_MS`` inside
+a sentence, the final (beam) decode of the sentence so far starts at once, outside the
+worker (at most one per task, keyed by the sentence begin and speech end). If speech
+resumes it is dropped; if the sentence then ends with the same speech end, the
+``SentenceEnd`` reuses it, so it goes out as soon as ``max_sentence_silence`` has passed.
+
 It must not touch the socket or call an engine other than through ``ctx.runner``.
 """
 
@@ -34,6 +40,8 @@ from nls.protocol.constants import Status
 from nls_gateway.audio import AudioFormatError, Decoder
 from nls_gateway.engines.base import AsrEngine, AsrResult, Float32Array
 from nls_gateway.segmenter import (
+    PauseEnded,
+    PauseStarted,
     Segmenter,
     SegmenterConfig,
     SegmenterEvent,
@@ -52,6 +60,9 @@ PARTIAL_STEP_MS = 800
 """New audio before the next partial; partials come about every 0.8–1 s while idle."""
 DEFAULT_MAX_SENTENCE_SILENCE = 800
 """§5.1 default ``max_sentence_silence``."""
+SPECULATIVE_PAUSE_MS = 250
+"""A pause this long starts the sentence's final decode (at least the segmenter's post-roll,
+so the audio is the same as the sentence's if it ends there)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +84,8 @@ class _End:
     begin: int
     end: int
     audio: Float32Array
+    spec: asyncio.Task[AsrResult] | None = None
+    """The speculative final decode of the same speech, started at a pause."""
 
 
 _Job = _Begin | _Partial | _End
@@ -98,6 +111,9 @@ class Transcriber(TaskHandler):
         self._partial_at = 0  # stream sample where the last partial's audio ended
         self._partial_step = PARTIAL_STEP_MS * RATE // 1000
         self._failed = False
+        self._paused = False
+        # Speculative final decode: ((sentence begin ms, speech end ms), task)
+        self._spec: tuple[tuple[int, int], asyncio.Task[AsrResult]] | None = None
 
     async def on_start(self) -> None:
         """Validate (41010100/41010101/40000003), then ``TranscriptionStarted``."""
@@ -125,6 +141,7 @@ class Transcriber(TaskHandler):
             max_sentence_silence_ms=cmd.max_sentence_silence or DEFAULT_MAX_SENTENCE_SILENCE,
             speech_noise_threshold=cmd.speech_noise_threshold or 0.0,
             max_sentence_ms=max(1000, self.ctx.limits.max_sentence_ms),
+            pause_ms=SPECULATIVE_PAUSE_MS,
         )
         stream = await self.ctx.runner.run(vad.create_stream)
         self._segmenter = Segmenter(
@@ -171,6 +188,7 @@ class Transcriber(TaskHandler):
 
     async def close(self) -> None:
         """Cancel the worker (pending decodes are dropped)."""
+        self._drop_spec()
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
             with contextlib.suppress(BaseException):
@@ -195,18 +213,53 @@ class Transcriber(TaskHandler):
 
     def _enqueue(self, events: list[SegmenterEvent]) -> None:
         for event in events:
-            if isinstance(event, SpeechStarted):
+            if isinstance(event, PauseStarted):
+                self._paused = True
+                self._start_spec(event)
+            elif isinstance(event, PauseEnded):
+                self._paused = False
+                self._drop_spec()
+            elif isinstance(event, SpeechStarted):
+                self._paused = False
                 self._index += 1
                 self._partial_at = event.begin_ms * RATE // 1000
                 self._jobs.put_nowait(_Begin(self._index, event.begin_ms))
             elif isinstance(event, SpeechEnded):
                 # forced=True: speech over limits.max_sentence_ms split at a pause (§2.5)
                 self._ended = self._index
-                self._jobs.put_nowait(_End(self._index, event.begin_ms, event.end_ms, event.audio))
+                self._paused = False
+                spec = self._take_spec(event)
+                self._jobs.put_nowait(
+                    _End(self._index, event.begin_ms, event.end_ms, event.audio, spec)
+                )
+
+    def _start_spec(self, event: PauseStarted) -> None:
+        """Start the final decode of the paused sentence (replacing a dropped one)."""
+        self._drop_spec()
+        task = asyncio.ensure_future(self._transcribe(event.audio, final=True))
+        task.add_done_callback(_retrieve)
+        self._spec = ((event.begin_ms, event.speech_end_ms), task)
+
+    def _drop_spec(self) -> None:
+        """Speech resumed: the speculative decode is stale. Cancelling it frees its place
+        in the runner's queue; one the engine already runs finishes unused."""
+        if self._spec is not None:
+            self._spec[1].cancel()
+            self._spec = None
+
+    def _take_spec(self, event: SpeechEnded) -> asyncio.Task[AsrResult] | None:
+        """The speculative decode of ``event``'s sentence, if it decoded the same speech."""
+        spec, self._spec = self._spec, None
+        if spec is None:
+            return None
+        if event.speech_end_ms is not None and spec[0] == (event.begin_ms, event.speech_end_ms):
+            return spec[1]
+        spec[1].cancel()
+        return None
 
     def _maybe_partial(self) -> None:
         seg = self._segmenter
-        if not self._cmd.enable_intermediate_result or self._partial_pending:
+        if not self._cmd.enable_intermediate_result or self._partial_pending or self._paused:
             return
         begin_ms = seg.sentence_begin_ms
         if begin_ms is None:
@@ -230,7 +283,10 @@ class Transcriber(TaskHandler):
                 elif isinstance(job, _Partial):
                     await self._partial(job)
                 else:
-                    result = await self._transcribe(job.audio, final=True)
+                    if job.spec is not None and not job.spec.cancelled():
+                        result = await job.spec
+                    else:
+                        result = await self._transcribe(job.audio, final=True)
                     payload = self._result_payload(job.index, job.end, job.begin, result)
                     payload["begin_time"] = job.begin
                     await self.ctx.send_event("SentenceEnd", payload)
@@ -282,3 +338,9 @@ class Transcriber(TaskHandler):
             ]
         payload["status"] = 0
         return payload
+
+
+def _retrieve(task: asyncio.Task[AsrResult]) -> None:
+    """Mark a dropped speculative decode's error as seen (its sentence decodes again)."""
+    if not task.cancelled():
+        task.exception()
