@@ -83,6 +83,9 @@ class AsyncConnection:
                 close_timeout=3,
             )
         except InvalidStatus as exc:
+            # websockets aborts the transport; the socket is released on the loop's next
+            # iteration, which a caller that exits right away would never run.
+            await asyncio.sleep(0)
             response = exc.response
             body = response.body.decode("utf-8", "replace").strip() if response.body else ""
             raise ConnectionUnavailable(
