@@ -11,15 +11,13 @@ import io
 import struct
 import wave
 from collections.abc import Iterator
-from pathlib import Path
 
 import av
 import numpy as np
 import numpy.typing as npt
 
-EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
-if not EVAL_DIR.is_dir():  # a checkout next to ../shared, or the canonical location
-    EVAL_DIR = Path("/work/shared/eval")
+from evaldata import EVAL_DIR
+
 CLIP = "zh_dev_01_aishell1_BAC009S0724W0121.wav"
 
 Int16 = npt.NDArray[np.int16]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import unicodedata
 import wave
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-EVAL_DIR = Path(
-    os.environ.get("NLS_EVAL_DIR") or Path(__file__).resolve().parents[1] / ".." / "shared" / "eval"
-)
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository root."""
+EVAL_DIR = Path(os.environ.get("NLS_EVAL_DIR") or ROOT / ".." / "shared" / "eval")
 
 
 def load_wav(name: str) -> npt.NDArray[np.float32]:
@@ -47,3 +49,19 @@ def edit_distance(a: list[str], b: list[str]) -> int:
         for j, y in enumerate(b, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
     return row[-1]
+
+
+def cer(reference: str, hypothesis: str) -> float:
+    """Character error rate, ignoring punctuation, spaces, case and width."""
+    ref = _chars(reference)
+    return edit_distance(ref, _chars(hypothesis)) / max(1, len(ref))
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate on lower-cased words without punctuation."""
+    ref = re.findall(r"[a-z0-9']+", reference.lower())
+    return edit_distance(ref, re.findall(r"[a-z0-9']+", hypothesis.lower())) / max(1, len(ref))
+
+
+def _chars(text: str) -> list[str]:
+    return [c for c in unicodedata.normalize("NFKC", text).lower() if c.isalnum()]

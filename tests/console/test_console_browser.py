@@ -29,8 +29,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from evaldata import load_wav, reference
-from tests_support import ROOT, cer
+from evaldata import ROOT, cer, load_wav, reference
 
 EVAL_FILE = "zh_dev_06_funasr_asr_example_zh.wav"
 ARTIFACTS = ROOT / "artifacts"

@@ -18,7 +18,7 @@ from typing import Any
 import av
 import pytest
 
-from tests_support import ROOT, cer, eval_dir
+from evaldata import EVAL_DIR, ROOT, cer
 
 OFFICIAL = Path(os.environ.get("NLS_OFFICIAL_SDK_DIR") or ROOT / ".venv" / "official-nls-sdk")
 SPOKEN = "欢迎大家来体验达摩院推出的语音识别模型"
@@ -28,7 +28,7 @@ SPOKEN = "欢迎大家来体验达摩院推出的语音识别模型"
 async def test_official_sdk_recognizes_and_synthesizes(gateway: Any, tmp_path: Path) -> None:
     assert (OFFICIAL / "nls" / "__init__.py").is_file(), f"run scripts/env.sh: {OFFICIAL}"
     gw = await gateway(engines="real", token=["official-token"], appkey=["official-app"])
-    with wave.open(str(eval_dir() / "zh_dev_06_funasr_asr_example_zh.wav"), "rb") as w:
+    with wave.open(str(EVAL_DIR / "zh_dev_06_funasr_asr_example_zh.wav"), "rb") as w:
         (tmp_path / "speech.pcm").write_bytes(w.readframes(w.getnframes()))
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

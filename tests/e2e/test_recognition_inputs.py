@@ -12,7 +12,7 @@ import soxr
 
 import nls.asyncio as nlsa
 from audio_fixtures import load_clip, ogg_opus_bytes, opu_bytes, wav_bytes
-from tests_support import cer
+from evaldata import cer
 
 CLIP = "zh_dev_06_funasr_asr_example_zh.wav"
 SPOKEN = "欢迎大家来体验达摩院推出的语音识别模型"

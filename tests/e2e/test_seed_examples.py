@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests_support import cer, eval_dir
+from evaldata import EVAL_DIR, cer
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "seeds"
@@ -28,7 +28,7 @@ def _prepare(name: str, url: str, workdir: Path) -> Path:
         source = re.sub(rf'^{key}="[^"]*"', f'{key}="{value}"', source, flags=re.M)
     source = source.replace("while True:", "for _round in range(2):")
     (workdir / "tests").mkdir(exist_ok=True)
-    with wave.open(str(eval_dir() / "zh_dev_06_funasr_asr_example_zh.wav"), "rb") as w:
+    with wave.open(str(EVAL_DIR / "zh_dev_06_funasr_asr_example_zh.wav"), "rb") as w:
         (workdir / "tests" / "test1.pcm").write_bytes(w.readframes(w.getnframes()))
     script = workdir / f"{name}.py"
     script.write_text(source, encoding="utf-8")

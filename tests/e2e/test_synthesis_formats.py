@@ -84,8 +84,8 @@ ROUND_TRIP = [
 async def test_tts_to_asr_round_trip(gateway: Any) -> None:
     """Synthesized speech is recognised back (intelligibility, issue targets: zh CER ≤ 5 %
     and en WER ≤ 5 % are measured by benchmarks/tts.py; this guards against regressions)."""
+    from evaldata import cer, wer
     from nls_gateway.engines.zh_text import scoring_form
-    from tests_support import cer, wer
 
     gw = await gateway(engines="real", appkey=["zh-app:zh", "en-app:en"], token=["t"])
     scores = []

