@@ -72,6 +72,17 @@ async def test_task_failed_error_carries_status(server: FakeNls) -> None:
     assert len(info.value.task_id) == 32
 
 
+async def test_failed_start_closes_the_connection(server: FakeNls) -> None:
+    server.mode = "fail_start"
+    sr = nlsa.AsyncSpeechRecognizer(server.url, appkey="k", token=GOOD_TOKEN)
+    with pytest.raises(TaskFailedError):
+        async with sr:
+            pass
+    assert sr.connection is not None
+    assert sr.connection.closed.is_set()
+    assert sr.connection.websocket.close_code == 1000
+
+
 async def test_rejected_handshake_raises_connection_unavailable(server: FakeNls) -> None:
     with pytest.raises(ConnectionUnavailable) as info:
         await nlsa.recognize(b"\x00\x00", url=server.url, appkey="k", token="nope")

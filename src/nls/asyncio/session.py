@@ -189,19 +189,25 @@ class AsyncSession:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         conn = await self.connect(timeout=timeout)
-        await conn.start(command)
-        assert self.started is not None
-        if self.spec.started is None:
-            if not self.started.done():
-                self.started.set_result(None)
-            return None
         try:
+            await conn.start(command)
+            assert self.started is not None
+            if self.spec.started is None:
+                if not self.started.done():
+                    self.started.set_result(None)
+                return None
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            return await asyncio.wait_for(asyncio.shield(self.started), remaining)
-        except TimeoutError:
-            exc = StartTimeoutException(f"no {self.spec.started} within {timeout} s")
-            conn.fail(exc)
-            raise exc from None
+            try:
+                return await asyncio.wait_for(asyncio.shield(self.started), remaining)
+            except TimeoutError:
+                exc = StartTimeoutException(f"no {self.spec.started} within {timeout} s")
+                conn.fail(exc)
+                raise exc from None
+        except BaseException:
+            # A task that never started leaves nothing to reuse (the cloud closes after a
+            # start-time TaskFailed too); without this a failed `async with` leaks the socket.
+            await self.close()
+            raise
 
     async def send_command(
         self,
