@@ -16,9 +16,10 @@ by the fixture is shut down (grace 0) when the test ends.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -47,6 +48,9 @@ def real_engines() -> Engines:
     with _real_lock:
         if _real is None:
             _real = load_engines(ServerConfig(engines="real"))
+            # The models' objects live for the whole session: keep them out of every
+            # later collection (the per-test gc.collect below would walk them each time).
+            gc.freeze()
         return _real
 
 
@@ -94,3 +98,11 @@ async def gateway() -> AsyncIterator[GatewayFactory]:
     yield start
     for gw in reversed(started):
         await gw.shutdown(grace=0)
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """Collect garbage after every test, so a leaked socket's ResourceWarning fails the test
+    that leaked it rather than whichever test the collector happens to run in later."""
+    yield
+    gc.collect()
