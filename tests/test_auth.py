@@ -22,7 +22,8 @@ from hypothesis import given, strategies as st
 from nls.exception import GetTokenFailed, InvalidParameter
 from nls.protocol import pop
 from nls.token import TokenProvider, getToken
-from nls_gateway.auth import Authenticator, Credentials, Project, TokenIssuer, parse_params
+from nls_gateway.auth import Authenticator, Credentials, TokenIssuer, parse_params
+from nls_gateway.tasks.base import Project
 
 AKID, SECRET = "LTAItestid", "testsecret"
 KEY = b"k" * 32

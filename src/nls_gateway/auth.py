@@ -30,11 +30,11 @@ from urllib.parse import parse_qsl
 
 from nls.exception import InvalidParameter
 from nls.protocol import pop
+from nls_gateway.tasks.base import Project
 
 __all__ = [
     "Authenticator",
     "Credentials",
-    "Project",
     "TokenIssuer",
     "TokenStatus",
     "parse_params",
@@ -42,7 +42,6 @@ __all__ = [
 
 TokenStatus = Literal["ok", "expired", "invalid"]
 """The verdict on a token: accepted, correctly signed but past its expiry, or unknown."""
-Language = Literal["zh", "en", "auto"]
 
 DEFAULT_LIFETIME_S = 86400
 """Token lifetime; console tokens live 24 h (protocol.md §11.5)."""
@@ -159,22 +158,6 @@ class TokenIssuer:
     @staticmethod
     def _mac(key: bytes, head: bytes) -> bytes:
         return hmac.new(key, _TOKEN_MAC_CONTEXT + head, hashlib.sha256).digest()[:12]
-
-
-@dataclass(frozen=True, slots=True)
-class Project:
-    """What an appkey selects: recognition language, ASR model and default voice."""
-
-    language: Language = "auto"
-    """``zh``, ``en`` or ``auto`` (detect)."""
-    asr_model: str | None = None
-    """Engine/model name for recognition; None = the gateway default."""
-    voice: str | None = None
-    """Default TTS voice when a request names none; None = the gateway default."""
-
-    def __post_init__(self) -> None:
-        if self.language not in ("zh", "en", "auto"):
-            raise InvalidParameter(f"project language must be zh, en or auto: {self.language!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nls.exception import InvalidParameter
-from nls_gateway.auth import Authenticator, Credentials, Project, TokenIssuer
-from nls_gateway.tasks.base import Engines, Limits
+from nls_gateway.auth import Authenticator, Credentials, TokenIssuer
+from nls_gateway.tasks.base import Engines, Limits, Project
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -26,6 +26,7 @@ JSON (that is ``nls.protocol``); nothing here is global except what ``Shared`` c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from nls.protocol import AudioReceived, CommandReceived, ServerProtocol, Status, TaskState
-from nls_gateway.auth import Credentials, Project as AuthProject
+from nls_gateway.auth import Credentials
 from nls_gateway.exception import EngineError
 from nls_gateway.metrics import GatewayMetrics
 from nls_gateway.tasks.base import (
@@ -354,12 +355,12 @@ class Connection:
         shared = self.shared
         namespace = event.header.namespace
         appkey = event.header.appkey
-        auth_project = shared.credentials.project_for(appkey)
-        if auth_project is None and not shared.credentials.appkeys:
+        configured = shared.credentials.project_for(appkey)
+        if configured is None and not shared.credentials.appkeys:
             # No appkeys configured (only tokens/AccessKeys): any appkey selects the
             # default project; configuring appkeys turns the 40020105 check on.
-            auth_project = AuthProject()
-        if auth_project is None:
+            configured = Project()
+        if configured is None:
             shared.metrics.task_ended(namespace, "rejected")
             await self.fail(
                 Status.APPKEY_NOT_EXIST, Status.APPKEY_NOT_EXIST.text, outcome="rejected"
@@ -378,12 +379,8 @@ class Connection:
                 gateway=True,  # the cloud answers quota breaches in namespace Default (§9)
             )
             return
-        project = Project(
-            appkey=appkey or "",
-            language=auth_project.language,
-            asr_model=auth_project.asr_model,
-            vocabularies=shared.vocabularies,
-            **({"voice": auth_project.voice} if auth_project.voice else {}),
+        project = dataclasses.replace(
+            configured, appkey=appkey or "", vocabularies=shared.vocabularies
         )
         ctx = _Context(self, project, event.command)
         self.ctx = ctx

@@ -11,9 +11,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from nls.protocol import new_id
-from nls_gateway.auth import Credentials, Project
+from nls_gateway.auth import Credentials
 from nls_gateway.tasks import HANDLERS as TASK_HANDLERS
-from nls_gateway.tasks.base import Engines
+from nls_gateway.tasks.base import Engines, Project
 from server.scripted import CLOSED, HANDLERS, command, recv_event, start
 from tasks.fakes import ScriptedAsr, ScriptedVad, frames, pcm, silence, tone
 

@@ -18,11 +18,11 @@ from collections.abc import Collection
 from types import TracebackType
 from typing import cast
 
-from nls_gateway.auth import Credentials, Project
+from nls_gateway.auth import Credentials
 from nls_gateway.config import ServerConfig
 from nls_gateway.engines.base import AsrEngine, TtsEngine, VadEngine
 from nls_gateway.server import Gateway, serve
-from nls_gateway.tasks.base import Engines
+from nls_gateway.tasks.base import Engines, Project
 
 __all__ = ["APPKEYS", "EmbeddedGateway", "TOKEN", "load", "preload"]
 

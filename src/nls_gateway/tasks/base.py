@@ -15,9 +15,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-from nls.exception import NlsError
+from nls.exception import InvalidParameter, NlsError
 from nls.protocol import Command
 from nls_gateway.engines.base import (
     AsrEngine,
@@ -50,20 +50,32 @@ class TaskError(NlsError):
         self.status_text = status_text
 
 
+Language = Literal["zh", "en", "auto"]
+
+
 @dataclass(frozen=True, slots=True)
 class Project:
-    """What an appkey stands for, like a project in the NLS console."""
+    """What an appkey stands for, like a project in the NLS console.
 
-    appkey: str
-    language: str = "zh"
-    """ASR language: ``zh``, ``en`` or ``auto``."""
+    The credentials map each appkey to one (``[credentials.appkeys]``); the connection
+    fills in ``appkey`` and the gateway's vocabularies when a task starts.
+    """
+
+    language: Language = "auto"
+    """ASR language: ``zh``, ``en`` or ``auto`` (detect)."""
     asr_model: str | None = None
-    """Engine-specific model override (e.g. a CTranslate2 Whisper directory)."""
-    voice: str = "xiaoyun"
-    """Default TTS voice when the request names none."""
+    """Engine-specific model override (e.g. a CTranslate2 Whisper directory); None = the
+    gateway default."""
+    voice: str | None = None
+    """Default TTS voice when the request names none; None = the protocol's (xiaoyun)."""
+    appkey: str = ""
     vocabularies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Hot-word lists a request may name by ``vocabulary_id`` (the gateway's
     ``[vocabularies]``; in the cloud they belong to the account, as here to every appkey)."""
+
+    def __post_init__(self) -> None:
+        if self.language not in ("zh", "en", "auto"):
+            raise InvalidParameter(f"project language must be zh, en or auto: {self.language!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -212,6 +212,9 @@ def tts_options(command: StartSynthesis, voice: str) -> TtsOptions:
     return TtsOptions(voice=voice, speed=speech_rate_to_speed(command.speech_rate))
 
 
+_PROTOCOL_VOICE = StartSynthesis().voice
+
+
 def choose_voice(command: StartSynthesis, project: Project) -> str:
     """The voice to use: the payload's, else the project's default.
 
@@ -220,6 +223,6 @@ def choose_voice(command: StartSynthesis, project: Project) -> str:
     or empty name or that default (the official SDKs always send a voice anyway).
     """
     voice = (command.voice or "").strip()
-    if not voice or voice == StartSynthesis.__dataclass_fields__["voice"].default:
-        return project.voice or voice
+    if not voice or voice == _PROTOCOL_VOICE:
+        return project.voice or _PROTOCOL_VOICE
     return voice
