@@ -17,7 +17,8 @@ from nls_gateway.segmenter import (
     StartSilenceTimeout,
     threshold_for,
 )
-from tasks.fakes import ScriptedVad, silence, tone
+from nls_gateway.testing import ScriptedVad
+from tasks.fakes import silence, tone
 
 CHUNK = 1600  # 100 ms, as a client sends it
 

@@ -144,8 +144,9 @@ class ScriptedVad:
 class ScriptedTts:
     """A TTS engine that speaks a sine tone, ``ms_per_char`` per character, clause by clause.
 
-    Each clause (split after ``，。！？；,.!?;``) is one chunk; subtitles give every
-    non-space character an equal share of its clause's time.
+    Each clause (split after ``，。！？；,.!?;``) is one chunk; every non-space character
+    takes an equal share of its time, and letters, digits and hanzi get a subtitle
+    (punctuation is a pause without one, as with Kokoro).
     """
 
     def __init__(
@@ -184,7 +185,7 @@ class ScriptedTts:
         for end in _clause_ends(text):
             clause = text[start:end]
             spoken = [(i, c) for i, c in enumerate(clause, start) if not c.isspace()]
-            if not spoken:
+            if not any(c.isalnum() for _, c in spoken):
                 start = end
                 continue
             if self.delay_s:
@@ -196,6 +197,7 @@ class ScriptedTts:
             subs = tuple(
                 Subtitle(c, i, i + 1, k * per_char, (k + 1) * per_char)
                 for k, (i, c) in enumerate(spoken)
+                if c.isalnum()
             )
             yield TtsChunk(audio, start, end, subs)
             start = end

@@ -14,8 +14,9 @@ from nls.protocol import new_id
 from nls_gateway.auth import Credentials
 from nls_gateway.tasks import HANDLERS as TASK_HANDLERS
 from nls_gateway.tasks.base import Engines, Project
+from nls_gateway.testing import ScriptedVad
 from server.scripted import CLOSED, HANDLERS, command, recv_event, start
-from tasks.fakes import ScriptedAsr, ScriptedVad, frames, pcm, silence, tone
+from tasks.fakes import ScriptedAsr, frames, pcm, silence, tone
 
 
 async def _closed_code(ws, timeout: float = 5.0) -> int | None:

@@ -42,8 +42,9 @@ def test_tts_chunks_per_clause_with_subtitles():
     chunks = list(tts.synthesize("你好，世界。", TtsOptions(voice="xiaoyun")))
     assert [(c.begin_index, c.end_index) for c in chunks] == [(0, 3), (3, 6)]
     assert chunks[0].audio.size == 3 * 160
-    assert [s.text for s in chunks[1].subtitles] == ["世", "界", "。"]
-    assert chunks[1].subtitles[-1].end_time == 30
+    assert [s.text for s in chunks[1].subtitles] == ["世", "界"]  # "。" is a pause
+    assert chunks[1].subtitles[-1].end_time == 20
+    assert chunks[1].audio.size == 3 * 160
     with pytest.raises(KeyError):
         list(tts.synthesize("hi", TtsOptions(voice="nobody")))
     with pytest.raises(ValueError):

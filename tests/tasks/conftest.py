@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from nls_gateway.tasks.base import Engines
-from tasks.fakes import FakeContext, ScriptedAsr, ScriptedTts, ScriptedVad, ThreadRunner
+from nls_gateway.testing import ScriptedVad
+from tasks.fakes import FakeContext, ScriptedAsr, ScriptedTts, ThreadRunner
 
 
 @pytest.fixture

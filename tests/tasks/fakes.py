@@ -1,18 +1,16 @@
 """Fakes for driving task handlers without a server: a recording TaskContext, a Runner on
-a thread pool, and small scripted engines whose output follows from their input.
+a thread pool, and scripted engines whose output follows from their input.
 
-* ``ScriptedVad``: a frame is speech when its RMS exceeds 0.01 (tone vs silence).
+* ``ScriptedVad``: the gateway's (a frame is speech when its RMS reaches 0.01).
 * ``ScriptedAsr``: one ``字`` per 100 ms of loud audio (rounded), with one Word per
   character at its place in the segment; records every call and its options.
-* ``ScriptedTts``: 24 kHz, clause by clause, 50 ms of tone per character, one subtitle
-  per letter/digit/CJK character; ``ValueError`` for nothing to speak, ``KeyError`` for
-  an unknown voice; counts the chunks pulled so laziness can be checked.
+* ``ScriptedTts``: the gateway's at 24 kHz (a tone per clause, 50 ms per character),
+  recording the texts and counting the chunks pulled so laziness can be checked.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,15 +19,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from nls.protocol import Command
+from nls_gateway import testing
 from nls_gateway.engines.base import (
     AsrEngine,
     AsrOptions,
     AsrResult,
     Float32Array,
-    Subtitle,
     TtsChunk,
     TtsOptions,
-    VoiceInfo,
     Word,
 )
 from nls_gateway.tasks.base import Engines, Limits, Project, TaskHandler
@@ -53,28 +50,6 @@ def pcm(samples: np.ndarray) -> bytes:
 
 def frames(data: bytes, size: int = 3200) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
-
-
-class ScriptedVadStream:
-    def __init__(self, frame: int) -> None:
-        self._frame = frame
-        self._pending = np.zeros(0, dtype=np.float32)
-
-    def accept_waveform(self, samples: Float32Array) -> np.ndarray:
-        data = np.concatenate([self._pending, samples])
-        n = data.size // self._frame
-        self._pending = data[n * self._frame :]
-        blocks = data[: n * self._frame].reshape(n, self._frame)
-        rms = np.sqrt((blocks.astype(np.float64) ** 2).mean(axis=1)) if n else np.zeros(0)
-        return (rms > 0.01).astype(np.float32)
-
-
-class ScriptedVad:
-    sample_rate = RATE
-    frame_samples = 512
-
-    def create_stream(self) -> ScriptedVadStream:
-        return ScriptedVadStream(self.frame_samples)
 
 
 class ScriptedAsr:
@@ -103,44 +78,23 @@ class ScriptedAsr:
         return [self.transcribe(a, o) for a, o in zip(audios, options, strict=True)]
 
 
-_CLAUSE = re.compile(r"[^，。！？；,.!?;\n]+[，。！？；,.!?;\n]*")
+class ScriptedTts(testing.ScriptedTts):
+    """The gateway's scripted TTS at 24 kHz, recording each text and every chunk pulled."""
 
-
-class ScriptedTts:
-    sample_rate = 24000
-
-    def __init__(self, ms_per_char: int = 50) -> None:
-        self.ms_per_char = ms_per_char
-        self.pulled = 0
+    def __init__(self) -> None:
+        super().__init__(sample_rate=24000)
         self.texts: list[str] = []
-
-    def voices(self) -> Sequence[VoiceInfo]:
-        return [
-            VoiceInfo("xiaoyun", "zh", "female", "zf_x"),
-            VoiceInfo("xiaogang", "zh", "male", "zm_y"),
-        ]
+        self.pulled = 0
 
     def synthesize(self, text: str, options: TtsOptions) -> Iterator[TtsChunk]:
-        if options.voice not in {v.name for v in self.voices()}:
-            raise KeyError(options.voice)
-        if not any(ch.isalnum() for ch in text):
-            raise ValueError("text has nothing to speak")
+        chunks = super().synthesize(text, options)
         self.texts.append(text)
-        return self._gen(text)
+        return self._count(chunks)
 
-    def _gen(self, text: str) -> Iterator[TtsChunk]:
-        for m in _CLAUSE.finditer(text):
-            b, e = m.start(), m.end()
-            n = e - b
-            step = self.ms_per_char
-            audio = tone(n * step / 1000, rate=self.sample_rate)
-            subs = tuple(
-                Subtitle(text[b + i], b + i, b + i + 1, i * step, (i + 1) * step)
-                for i in range(n)
-                if text[b + i].isalnum()
-            )
+    def _count(self, chunks: Iterator[TtsChunk]) -> Iterator[TtsChunk]:
+        for chunk in chunks:
             self.pulled += 1
-            yield TtsChunk(audio, b, e, subs)
+            yield chunk
 
 
 class ThreadRunner:
