@@ -29,7 +29,7 @@ import numpy as np
 from nls_gateway.engines.base import AsrOptions, AsrResult
 from nls_gateway.engines.silero_vad import SileroVad
 from nls_gateway.engines.whisper import DEFAULT_BEAM_SIZE, LM_WEIGHT, WhisperEngine
-from nls_gateway.engines.zh_text import scoring_form
+from nls_gateway.engines.zh_text import scoring_errors
 from nls_gateway.segmenter import Segmenter, SpeechEnded
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,7 @@ def main() -> None:
         else:
             result = engine.transcribe(audio, options)
         elapsed = time.perf_counter() - start
-        errors, length = _errors(result.text, row["reference_text"], row["language"])
+        errors, length = scoring_errors(result.text, row["reference_text"], row["language"])
         results.append(
             {
                 "file": row["file"],
@@ -150,18 +150,6 @@ def _load(path: Path) -> np.ndarray[Any, np.dtype[np.float32]]:
             raise ValueError(f"{path}: expected 16 kHz mono")
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
     return (pcm.astype(np.float32) / 32768.0).astype(np.float32)
-
-
-def _errors(hyp: str, ref: str, language: str) -> tuple[int, int]:
-    """(edit distance, reference length) in characters (zh) or words (en)."""
-    h, r = scoring_form(hyp, language), scoring_form(ref, language)
-    hyp_units, ref_units = (list(h), list(r)) if language == "zh" else (h.split(), r.split())
-    row = list(range(len(ref_units) + 1))
-    for i, x in enumerate(hyp_units, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(ref_units, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1], max(1, len(ref_units))
 
 
 def _summary(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

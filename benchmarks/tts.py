@@ -33,7 +33,7 @@ from nls_gateway.engines import kokoro
 from nls_gateway.engines.base import AsrOptions, TtsOptions
 from nls_gateway.engines.text_normalize import normalize
 from nls_gateway.engines.whisper import WhisperEngine
-from nls_gateway.engines.zh_text import scoring_form
+from nls_gateway.engines.zh_text import scoring_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "tts.json"
@@ -170,24 +170,15 @@ def _lead_silence_ms(audio: np.ndarray[Any, Any]) -> float:
 
 
 def _score(reference: str, heard: str, language: str) -> tuple[int, int]:
-    """(edit errors, reference length) in characters (zh) or words (en)."""
+    """(edit errors, reference length) in characters (zh) or words (en); a zh reference
+    is scored as written and as the front-end reads it aloud, whichever is closer."""
     if language == "en":
-        ref = scoring_form(reference, "en").split()
-        return _edit_distance(scoring_form(heard, "en").split(), ref), len(ref)
-    hyp = scoring_form(heard, "zh")
+        return scoring_errors(heard, reference, "en")
     spoken = "".join(span.spoken for span in normalize(reference))
-    candidates = [scoring_form(reference, "zh"), scoring_form(spoken, "zh")]
-    best = min(candidates, key=lambda ref: _edit_distance(list(hyp), list(ref)) / len(ref))
-    return _edit_distance(list(hyp), list(best)), len(best)
-
-
-def _edit_distance(hyp: list[str], ref: list[str]) -> int:
-    row = list(range(len(ref) + 1))
-    for i, h in enumerate(hyp, 1):
-        prev, row[0] = row[0], i
-        for j, r in enumerate(ref, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (h != r))
-    return row[-1]
+    return min(
+        (scoring_errors(heard, ref, "zh") for ref in (reference, spoken)),
+        key=lambda errors_len: errors_len[0] / errors_len[1],
+    )
 
 
 def _print(rows: list[dict[str, Any]], load_s: float) -> None:

@@ -50,6 +50,8 @@ def real_engines() -> Engines:
             _real = load_engines(ServerConfig(engines="real"))
             # The models' objects live for the whole session: keep them out of every
             # later collection (the per-test gc.collect below would walk them each time).
+            # Undone at session end (pytest_sessionfinish), before plugins that look for
+            # referrers (hypothesis's register_random) run their end-of-session imports.
             gc.freeze()
         return _real
 
@@ -106,3 +108,7 @@ def _collect_garbage() -> Iterator[None]:
     that leaked it rather than whichever test the collector happens to run in later."""
     yield
     gc.collect()
+
+
+def pytest_sessionfinish() -> None:
+    gc.unfreeze()

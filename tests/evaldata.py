@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from nls_gateway.engines.zh_text import edit_distance
+
 ROOT = Path(__file__).resolve().parents[1]
 """The repository root."""
 EVAL_DIR = Path(os.environ.get("NLS_EVAL_DIR") or ROOT / ".." / "shared" / "eval")
@@ -39,16 +41,6 @@ def segments(name: str) -> list[tuple[float, float]]:
     path = EVAL_DIR / name.replace(".wav", ".segments.tsv")
     with path.open(encoding="utf-8") as f:
         return [(float(r["start_s"]), float(r["end_s"])) for r in csv.DictReader(f, delimiter="\t")]
-
-
-def edit_distance(a: list[str], b: list[str]) -> int:
-    """Levenshtein distance between two token lists."""
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
 
 
 def cer(reference: str, hypothesis: str) -> float:

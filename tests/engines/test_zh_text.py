@@ -6,6 +6,7 @@ from nls_gateway.engines.zh_text import (
     inverse_normalize,
     normalize_punctuation,
     postprocess,
+    scoring_errors,
     scoring_form,
     spell_numbers,
     strip_punctuation,
@@ -101,3 +102,10 @@ def test_postprocess_spells_whisper_digits_without_itn() -> None:
 def test_scoring_form_unifies_numerals_and_case() -> None:
     assert scoring_form("2024年3月5日，23度", "zh") == "二零二四年三月五日二十三度"
     assert scoring_form("Hello, Mr. Smith's cold-hearted!", "en") == "hello mr smith's cold hearted"
+
+
+def test_scoring_errors_counts_characters_for_zh_and_words_for_en() -> None:
+    assert scoring_errors("今天天气很好。", "今天天气真好", "zh") == (1, 6)
+    assert scoring_errors("It is 10 o'clock", "it is ten o'clock", "en") == (0, 4)
+    assert scoring_errors("a b", "a c d", "en") == (2, 3)
+    assert scoring_errors("", "", "zh") == (0, 1)  # the length is never 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -24,9 +25,11 @@ from nls_gateway.exception import EngineUnavailableError
 
 __all__ = [
     "PUNCTUATION",
+    "edit_distance",
     "inverse_normalize",
     "normalize_punctuation",
     "postprocess",
+    "scoring_errors",
     "scoring_form",
     "spell_numbers",
     "strip_punctuation",
@@ -163,6 +166,24 @@ def scoring_form(text: str, language: str) -> str:
     text = strip_punctuation(text.lower().replace("-", " "))
     text = re.sub(r"\b\d{1,2}\b", lambda m: _EN_NUMBERS[int(m.group(0))], text)
     return re.sub(r"[^a-z0-9' ]", "", text).strip()
+
+
+def scoring_errors(hypothesis: str, reference: str, language: str) -> tuple[int, int]:
+    """(edit errors, reference length) after :func:`scoring_form`: characters for zh
+    (CER), words for en (WER). The length is at least 1."""
+    hyp, ref = scoring_form(hypothesis, language), scoring_form(reference, language)
+    units = (list(hyp), list(ref)) if language == "zh" else (hyp.split(), ref.split())
+    return edit_distance(*units), max(1, len(units[1]))
+
+
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Levenshtein distance between two token sequences."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
 
 
 # ----------------------------------------------------------------------------- helpers
