@@ -15,7 +15,7 @@ fi
 if [ -z "${NLS_EVAL_DIR:-}" ] && [ -d "$ROOT/../shared/eval" ]; then
   export NLS_EVAL_DIR="$(cd "$ROOT/../shared/eval" && pwd)"
 fi
-stamp=".venv/.installed-$(cat pyproject.toml scripts/env.sh | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$(cat pyproject.toml scripts/env.sh tests/e2e/node/package-lock.json | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[dev]"
@@ -27,6 +27,9 @@ if [ ! -f "$stamp" ]; then
     cryptography cffi pycparser
   # Headless Chromium for the web console's browser test (Debian packages).
   "$ROOT/scripts/install-browser"
+  # The official Node.js SDK, pinned by its lock file, for tests/e2e/test_official_node_sdk.py
+  # (Node.js and npm from Debian when the machine has none).
+  "$ROOT/scripts/install-node-sdk"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
