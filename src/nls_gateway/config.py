@@ -369,12 +369,22 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, An
     return server, dict(doc.get("credentials", {})), dict(doc.get("vocabularies", {}))
 
 
+_PROJECT_KEYS = frozenset({"language", "asr_model", "voice"})
+"""What a config file may set per appkey (the appkey and vocabularies come from elsewhere)."""
+
+
 def _projects(table: Mapping[str, Any]) -> Sequence[tuple[str, Project]]:
     out = []
     for key, value in table.items():
         if isinstance(value, str):
             out.append(parse_appkey(f"{key}:{value}"))
         elif isinstance(value, Mapping):
+            unknown = set(value) - _PROJECT_KEYS
+            if unknown:
+                raise ValueError(
+                    f"[credentials.appkeys] {key}: unknown keys {sorted(unknown)} "
+                    f"(allowed: {sorted(_PROJECT_KEYS)})"
+                )
             try:
                 out.append((key, Project(**dict(value))))
             except (TypeError, InvalidParameter) as exc:

@@ -95,6 +95,11 @@ def test_bad_toml_and_unknown_keys(tmp_path):
         ServerConfig.from_args(_args("--config", str(unknown)), env={})
     with pytest.raises(ValueError, match="cannot read"):
         ServerConfig.from_args(_args("--config", str(tmp_path / "missing.toml")), env={})
+    # Vocabularies are gateway-wide; a per-appkey list would be silently ignored.
+    per_appkey = tmp_path / "per_appkey.toml"
+    per_appkey.write_text('[credentials.appkeys.k]\nvocabularies = { v = ["词"] }\n')
+    with pytest.raises(ValueError, match=r"k: unknown keys \['vocabularies'\]"):
+        ServerConfig.from_args(_args("--config", str(per_appkey)), env={})
 
 
 def test_appkey_spec_and_loopback():
