@@ -94,3 +94,21 @@ async def test_send_audio_before_start_raises(server: FakeNls) -> None:
     st = nlsa.AsyncSpeechTranscriber(server.url, appkey="k", token=GOOD_TOKEN)
     with pytest.raises(InvalidStateError):
         await st.send_audio(b"\x00\x00")
+
+
+async def test_audio_goes_out_at_once_unless_the_socket_has_a_backlog(server: FakeNls) -> None:
+    async with nlsa.AsyncSpeechRecognizer(server.url, appkey="k", token=GOOD_TOKEN) as sr:
+        conn = sr.connection
+        assert conn is not None
+        assert conn.send_audio_nowait(b"\x01\x00" * 100)  # written to the transport already
+        transport = conn.websocket.transport
+        backlog = transport.get_write_buffer_size
+        transport.get_write_buffer_size = lambda: 1  # type: ignore[method-assign]
+        assert not conn.send_audio_nowait(b"\x02\x00" * 200)  # nothing sent: caller awaits
+        await sr.send_audio(b"\x03\x00" * 300)  # the awaiting path still sends, in order
+        transport.get_write_buffer_size = backlog  # type: ignore[method-assign]
+        result = await sr.finish()
+    assert result.result == "bytes=800"
+    assert [len(f) for f in server.frames if isinstance(f, bytes)] == [200, 600]
+    with pytest.raises(InvalidStateError):
+        await sr.send_audio(b"\x00\x00")  # the task is over: no fast path around the rules

@@ -20,6 +20,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.protocol import State
 
 from nls.exception import ConnectionTimeout, ConnectionUnavailable, NlsError
 from nls.protocol import AudioData, ClientProtocol, Command, Event, Status, TaskFailed
@@ -115,8 +116,38 @@ class AsyncConnection:
 
     async def send_audio(self, data: bytes) -> None:
         """Send audio (split into ≤ 64 KiB frames)."""
+        if not self.send_audio_nowait(data):
+            self.protocol.send_audio(data)
+            await self._flush()
+
+    def send_audio_nowait(self, data: bytes) -> bool:
+        """Send audio at once if nothing needs waiting for; False (nothing sent) otherwise.
+
+        Audio is the hot path: 10–50 frames per second per session. When the socket is
+        open, no other send is in progress and the transport has no backlog (so the
+        write-buffer limits cannot be reached), the frames go straight from the sans-I/O
+        protocol through websockets' framing to the transport, skipping the coroutine
+        send path (about 40 % of the SDK's CPU per frame). Otherwise the caller awaits
+        :meth:`send_audio`, which waits for the buffer to drain like any other send.
+
+        Raises:
+            NlsError: the task does not take audio now (as :meth:`send_audio`).
+        """
+        ws = self.websocket
+        if (
+            self._send_lock.locked()
+            or ws.protocol.state is not State.OPEN
+            or ws.transport.get_write_buffer_size()
+        ):
+            return False
         self.protocol.send_audio(data)
-        await self._flush()
+        for frame in self.protocol.data_to_send():
+            if isinstance(frame, str):
+                ws.protocol.send_text(frame.encode())
+            else:
+                ws.protocol.send_binary(frame)
+        ws.send_data()  # what websockets' own send() ends with: write to the transport
+        return True
 
     async def control(self, command: Command) -> None:
         """Send a mid-task command (ControlTranscriber, RunSynthesis)."""

@@ -206,10 +206,36 @@ class SyncSession:
         return True
 
     def _start_writer(self) -> None:
-        self._writer = self._loop.loop.create_task(self._drain_audio())
+        """Send queued audio in order (on the loop): at once while the socket takes it; if
+        it stops taking it (a backlog), a task sends the rest as the socket drains."""
+        if not self._write_nowait():
+            self._writer = self._loop.loop.create_task(self._drain_audio())
+
+    def _write_nowait(self) -> bool:
+        """Send queued audio without waiting; True once the queue is empty."""
+        session = self._session
+        conn = None if session is None else session.connection
+        while True:
+            with self._pending_lock:
+                if not self._pending:
+                    self._writer_scheduled = False
+                    return True
+                if conn is None:
+                    self._pending.popleft()
+                    continue
+                data = self._pending[0]  # only this loop thread takes from the queue
+            try:
+                if not conn.send_audio_nowait(data):
+                    return False
+            except NlsError:
+                with self._pending_lock:
+                    self._pending.clear()  # the task ended; its end is reported as an event
+                continue
+            with self._pending_lock:
+                self._pending.popleft()
 
     async def _drain_audio(self) -> None:
-        """Send queued audio in order until the queue is empty (runs on the loop)."""
+        """Send queued audio in order until the queue is empty, waiting out backlogs."""
         session = self._session
         while True:
             with self._pending_lock:
