@@ -217,8 +217,11 @@ class Segmenter:
         self._buf = np.concatenate([self._buf, data]) if self._buf.size else data.copy()
         self._received += data.size
         events: list[SegmenterEvent] = []
-        for prob in self._vad.accept_waveform(data):
-            events += self._on_frame(float(prob))
+        # One VAD frame at a time: a sentence end resets the VAD's state (see _end), and
+        # that must apply from the very next frame, however the client sized its chunks.
+        for offset in range(0, data.size, self._frame):
+            for prob in self._vad.accept_waveform(data[offset : offset + self._frame]):
+                events += self._on_frame(float(prob))
         self._trim()
         return events
 

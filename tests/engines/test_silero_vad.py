@@ -5,6 +5,7 @@ import numpy as np
 from evaldata import load_wav
 from nls_gateway.engines.base import VadEngine
 from nls_gateway.engines.silero_vad import FRAME_SAMPLES, create
+from nls_gateway.segmenter import Segmenter, SpeechEnded
 
 
 def test_create_gives_a_vad_engine() -> None:
@@ -30,3 +31,22 @@ def test_speech_scores_high_and_silence_or_noise_low() -> None:
     rng = np.random.default_rng(1)
     noise = (rng.standard_normal(32000) * 0.05).astype(np.float32)
     assert float(np.mean(vad.create_stream().accept_waveform(noise) > 0.5)) < 0.05
+
+
+def test_segmentation_does_not_depend_on_how_the_audio_is_chunked() -> None:
+    # A sentence end resets Silero's state; the reset must apply from the next frame
+    # whether the client sends 100 ms or 1 s per message (or the gateway joins a backlog).
+    vad = create()
+    audio = load_wav("zh_dev_long_01_concat.wav")[: 15 * 16000]
+
+    def sentences(chunk: int) -> list[tuple[int, int]]:
+        segmenter = Segmenter(vad.create_stream())
+        events = []
+        for offset in range(0, audio.size, chunk):
+            events += segmenter.accept_waveform(audio[offset : offset + chunk])
+        events += segmenter.flush()
+        return [(e.begin_ms, e.end_ms) for e in events if isinstance(e, SpeechEnded)]
+
+    small = sentences(1600)
+    assert len(small) == 3
+    assert sentences(16000) == small == sentences(51200)
