@@ -5,12 +5,14 @@ class covers the pump's paths: ``ok`` (Completed on Stop), ``task_error`` (TaskE
 on_start), ``crash`` (RuntimeError in on_start), ``hang`` (on_stop never returns),
 ``bg_complete`` (a background task sends Completed without Stop), ``bg_fail`` (a
 background task fails the task, then tries to send more), ``slow_stop`` (Stop
-takes ``delay`` seconds).
+takes ``delay`` seconds), ``slow_audio`` (the first audio call takes ``delay`` seconds).
+Completed reports the audio calls' sizes and a digest of the bytes in arrival order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from typing import Any
 
@@ -30,6 +32,8 @@ class ScriptedRecognizer(TaskHandler):
         super().__init__(ctx, command)
         self.script = command.extra.get("script", "ok")
         self.received = 0
+        self.calls: list[int] = []
+        self.digest = hashlib.sha256()
         self._bg: asyncio.Task[None] | None = None
 
     async def on_start(self) -> None:
@@ -44,7 +48,11 @@ class ScriptedRecognizer(TaskHandler):
             self._bg = asyncio.create_task(self._fail_soon())
 
     async def on_audio(self, data: bytes) -> None:
+        if self.script == "slow_audio" and not self.calls:
+            await asyncio.sleep(float(self.command.extra.get("delay", 0.2)))
         self.received += len(data)
+        self.calls.append(len(data))
+        self.digest.update(data)
 
     async def on_stop(self) -> None:
         if self.script == "hang":
@@ -52,7 +60,13 @@ class ScriptedRecognizer(TaskHandler):
         if self.script == "slow_stop":
             await asyncio.sleep(float(self.command.extra.get("delay", 0.5)))
         await self.ctx.send_event(
-            "RecognitionCompleted", {"result": f"{self.received} bytes", "duration": 0}
+            "RecognitionCompleted",
+            {
+                "result": f"{self.received} bytes",
+                "duration": 0,
+                "calls": self.calls,
+                "sha256": self.digest.hexdigest(),
+            },
         )
 
     async def _complete_soon(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 
 import numpy as np
@@ -61,6 +62,27 @@ async def test_several_tasks_on_one_connection(gateway):
         "nls_audio_in_seconds_total", {"namespace": "SpeechRecognizer"}
     )
     assert seconds == pytest.approx(0.3)
+
+
+async def test_audio_queued_behind_a_busy_handler_arrives_joined_and_in_order(gateway):
+    # The first on_audio sleeps; the frames read meanwhile reach the handler in one call
+    # (one engine hop for the backlog), byte for byte in order; a command ends the run.
+    gw = await gateway(handlers=HANDLERS)
+    frames = [bytes([k]) * 640 for k in range(12)]
+    async with connect(gw.url) as ws:
+        task = new_id()
+        await start(ws, task, script="slow_audio", delay=0.3)
+        await ws.send(frames[0])
+        await asyncio.sleep(0.1)  # the handler is now asleep on the first frame
+        for frame in frames[1:]:
+            await ws.send(frame)
+        await ws.send(command("StopRecognition", task))
+        done = await recv_event(ws)
+    assert done["header"]["name"] == "RecognitionCompleted", done
+    payload = done["payload"]
+    assert payload["calls"][0] == 640 and sum(payload["calls"]) == 12 * 640
+    assert len(payload["calls"]) < 12  # the backlog was joined
+    assert payload["sha256"] == hashlib.sha256(b"".join(frames)).hexdigest()
 
 
 async def test_background_completion_frees_task_and_socket_stays_open(gateway):
