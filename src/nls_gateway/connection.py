@@ -9,6 +9,7 @@ Each connection runs three asyncio tasks:
 * the **consumer** is the only caller of the protocol's input side and of the handler:
   it feeds frames to ``ServerProtocol`` and calls ``on_start`` / ``on_audio`` /
   ``on_command`` / ``on_stop`` in order, never concurrently (one consumer per connection);
+  audio frames already waiting in the inbox go to ``on_audio`` joined, in one call;
 * the **idle watcher** posts an ``_IDLE`` marker when neither the client nor the task has
   shown life for ``idle_timeout`` seconds (TaskFailed 40000004, §2.4).
 

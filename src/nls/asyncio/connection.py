@@ -127,7 +127,7 @@ class AsyncConnection:
         open, no other send is in progress and the transport has no backlog (so the
         write-buffer limits cannot be reached), the frames go straight from the sans-I/O
         protocol through websockets' framing to the transport, skipping the coroutine
-        send path (about 40 % of the SDK's CPU per frame). Otherwise the caller awaits
+        send path (about a third of the SDK's CPU per frame). Otherwise the caller awaits
         :meth:`send_audio`, which waits for the buffer to drain like any other send.
 
         Raises:
