@@ -11,9 +11,6 @@ import json
 import math
 import os
 import platform
-import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -136,85 +133,3 @@ class PeakSampler:
             self.peak_threads = max(self.peak_threads, status["threads"])
             self.peak_rss = max(self.peak_rss, status["rss"])
             self._stop.wait(self.interval)
-
-
-GATEWAY_SCRIPT = r"""
-import asyncio, json, logging, signal, sys
-from nls_gateway.config import ServerConfig
-from nls_gateway.server import serve
-
-async def main():
-    options = json.loads(sys.argv[1])
-    gw = serve(ServerConfig(host="127.0.0.1", port=0, engines="scripted", **options))
-    await gw.start()
-    await gw.wait_ready()
-    print("ready on", gw.url, file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await gw.shutdown(grace=0)
-
-logging.basicConfig(level=logging.WARNING)
-asyncio.run(main())
-"""
-"""A scripted gateway in a child process, started through the library (not the CLI), so
-it depends only on ``ServerConfig`` and ``serve``. argv[1]: ServerConfig fields as JSON."""
-
-
-class ScriptedGateway:
-    """A gateway with scripted engines in its own process on a free loopback port.
-
-    Args:
-        options: ``ServerConfig`` fields, e.g. ``max_concurrent_tasks=5000``.
-    """
-
-    def __init__(self, timeout: float = 60.0, **options: Any) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", GATEWAY_SCRIPT, json.dumps(options)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + timeout
-        self.url = ""
-        self.stderr_tail: list[str] = []
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            match = re.search(r"ready on (ws://\S+)", line)
-            if match:
-                self.url = match.group(1)
-                break
-        if not self.url:
-            self.close()
-            raise RuntimeError("scripted gateway did not start")
-        # Keep draining stderr so the gateway never blocks on a full pipe.
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    @property
-    def http_url(self) -> str:
-        return self.url.replace("ws://", "http://").removesuffix("/ws/v1")
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr_tail = (self.stderr_tail + [line.rstrip()])[-50:]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> ScriptedGateway:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

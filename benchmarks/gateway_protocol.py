@@ -1,7 +1,8 @@
 """Protocol throughput of the gateway with scripted engines (no model cost).
 
-Starts ``python -m nls_gateway serve --engines scripted`` in a subprocess on a free
-loopback port and drives it from this process with the ``websockets`` client:
+Starts a gateway with scripted engines in a child process on a free loopback port
+(``nls_gateway.testing.GatewayProcess``) and drives it from this process with the
+``websockets`` client:
 
 * **handshakes/s** — WebSocket open + close, ``--concurrency`` clients in parallel;
 * **starts/s** — ``StartRecognition`` → ``RecognitionStarted`` round trips on long-lived
@@ -24,7 +25,6 @@ import json
 import os
 import platform
 import re
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -34,6 +34,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from nls.protocol import new_id, serialize_command
+from nls_gateway.testing import GatewayProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "gateway_protocol.json"
@@ -132,60 +133,12 @@ async def bench_open(url: str, http_url: str, count: int) -> tuple[int, float, f
     return min(alive, int(active)), open_s, active
 
 
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
-
-
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    for name in ("NLS_APP_KEY", "NLS_TOKEN", "ALIYUN_AK_ID", "ALIYUN_AK_SECRET"):
-        env.pop(name, None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "nls_gateway",
-        "serve",
-        "--port",
-        "0",
-        "--engines",
-        "scripted",
-        "--log-level",
-        "WARNING",
-        "--idle-timeout",
-        "120",
-        "--max-concurrent-tasks",
-        str(args.open + 100),
-        "--max-connections",
-        str(args.open + 200),
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    try:
-        url = ""
-        while not url:
-            line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
-            if not line:
-                raise RuntimeError("gateway exited early")
-            match = re.search(r"ready on (ws://\S+)", line)
-            url = match.group(1) if match else ""
-        http_url = url.replace("ws://", "http://").removesuffix("/ws/v1")
-        # Keep reading the gateway's log: a full stderr pipe would block the gateway.
-        drain = asyncio.create_task(_drain(proc.stderr))
-        await bench_starts(url, 200, 10)  # warm-up
-        handshakes = await bench_handshakes(url, args.handshakes, args.concurrency)
-        starts = await bench_starts(url, args.starts, args.concurrency)
-        open_sessions, open_s, active = await bench_open(url, http_url, args.open)
-    finally:
-        # SIGTERM = graceful shutdown (grace 10 s); kill only if it overruns badly.
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 60)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-        await drain
+async def run_benchmarks(args: argparse.Namespace, gateway: GatewayProcess) -> dict[str, Any]:
+    url = gateway.url
+    await bench_starts(url, 200, 10)  # warm-up
+    handshakes = await bench_handshakes(url, args.handshakes, args.concurrency)
+    starts = await bench_starts(url, args.starts, args.concurrency)
+    open_sessions, open_s, active = await bench_open(url, gateway.http_url, args.open)
     return {
         "handshakes_per_s": round(handshakes, 1),
         "starts_per_s": round(starts, 1),
@@ -205,7 +158,13 @@ def main() -> None:
     parser.add_argument("--open", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    results = asyncio.run(main_async(args))
+    with GatewayProcess(
+        timeout=60.0,
+        idle_timeout=120.0,
+        max_concurrent_tasks=args.open + 100,
+        max_connections=args.open + 200,
+    ) as gateway:
+        results = asyncio.run(run_benchmarks(args, gateway))
     machine = {
         "platform": platform.platform(),
         "machine": platform.machine(),

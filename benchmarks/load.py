@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ScriptedGateway, summary_ms, write_json  # noqa: E402
+from common import summary_ms, write_json  # noqa: E402
 
 from nls.asyncio import AsyncSpeechRecognizer, AsyncSpeechSynthesizer, AsyncSpeechTranscriber
 from nls.exception import ConnectionUnavailable, NlsError, NlsTimeoutError, TaskFailedError
@@ -212,7 +212,9 @@ def main() -> None:
     args = parser.parse_args()
     gateway = None
     if args.local:
-        gateway = ScriptedGateway(max_concurrent_tasks=10000, max_connections=10000)
+        from nls_gateway.testing import GatewayProcess
+
+        gateway = GatewayProcess(timeout=60.0, max_concurrent_tasks=10000, max_connections=10000)
         args.url = gateway.url
     if not args.url:
         parser.error("give --url (or --local)")

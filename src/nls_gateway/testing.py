@@ -8,16 +8,22 @@ text, with per-character subtitles. Each implements its interface from
 protocol in milliseconds and without model weights (httpx ``MockTransport`` idea).
 
 These are never a default and never chosen silently when a real engine is missing
-(design decision 3). No I/O here.
+(design decision 3). The engines do no I/O. ``GatewayProcess`` runs a gateway with them in
+a child process: for tests that must kill the server like a crash, and for benchmarks that
+measure clients apart from the server.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +39,7 @@ from nls_gateway.engines.base import (
     Word,
 )
 
-__all__ = ["SCRIPTED_VOICES", "ScriptedAsr", "ScriptedTts", "ScriptedVad"]
+__all__ = ["SCRIPTED_VOICES", "GatewayProcess", "ScriptedAsr", "ScriptedTts", "ScriptedVad"]
 
 SCRIPTED_VOICES: Final = (
     VoiceInfo("xiaoyun", "zh", "female", "tone-440", "Scripted test voice (440 Hz tone)"),
@@ -201,6 +207,102 @@ class ScriptedTts:
             )
             yield TtsChunk(audio, start, end, subs)
             start = end
+
+
+_CHILD = r"""
+import asyncio, json, logging, signal, sys
+from nls_gateway.config import ServerConfig
+from nls_gateway.server import serve
+
+async def main():
+    options = json.loads(sys.argv[1])
+    gw = serve(ServerConfig(host="127.0.0.1", port=0, engines="scripted", **options))
+    await gw.start()
+    await gw.wait_ready()
+    print("ready on", gw.url, file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gw.shutdown(grace=0)
+
+logging.basicConfig(level=logging.WARNING)
+asyncio.run(main())
+"""
+"""The child's program: started through the library (not the CLI), so it depends only on
+``ServerConfig`` and ``serve``. argv[1]: ServerConfig fields as JSON."""
+
+
+class GatewayProcess:
+    """A gateway with scripted engines in its own process on a free loopback port.
+
+    Use as a context manager (or call :meth:`close`); :meth:`kill` ends it abruptly
+    (SIGKILL), like a crash. The child's stderr is drained in the background (its last
+    lines in ``stderr_tail``) so it never blocks on a full pipe.
+
+    Args:
+        timeout: seconds to wait for the child to report ready.
+        **options: ``ServerConfig`` fields, e.g. ``max_concurrent_tasks=5000``.
+
+    Raises:
+        RuntimeError: the child did not become ready in time.
+    """
+
+    def __init__(self, timeout: float = 30.0, **options: Any) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, json.dumps(options)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + timeout
+        self.url = ""
+        self.stderr_tail: list[str] = []
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            match = re.search(r"ready on (ws://\S+)", line)
+            if match:
+                self.url = match.group(1)
+                break
+        if not self.url:
+            self.kill()
+            self.proc.stderr.close()
+            raise RuntimeError("the gateway process did not become ready")
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP base URL (CreateToken, /metrics, /healthz)."""
+        return self.url.replace("ws://", "http://").removesuffix("/ws/v1")
+
+    def kill(self) -> None:
+        """SIGKILL the gateway, like a crash."""
+        self.proc.kill()
+        self.proc.wait(5)
+
+    def close(self) -> None:
+        """Stop the gateway (SIGTERM, then SIGKILL after 10 s). Idempotent."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> GatewayProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        with self.proc.stderr:  # closed at the child's end of output
+            for line in self.proc.stderr:
+                self.stderr_tail = (self.stderr_tail + [line.rstrip()])[-50:]
 
 
 def _clause_ends(text: str) -> list[int]:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reliability.helpers import GatewayProcess
+from nls_gateway.testing import GatewayProcess
 
 
 @pytest.fixture

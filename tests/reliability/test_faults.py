@@ -27,9 +27,8 @@ from websockets.asyncio.client import connect
 import nls
 from nls.protocol import new_id
 from nls_gateway.tasks.base import Engines
-from nls_gateway.testing import ScriptedAsr, ScriptedTts, ScriptedVad
+from nls_gateway.testing import GatewayProcess, ScriptedAsr, ScriptedTts, ScriptedVad
 from reliability.helpers import (
-    GatewayProcess,
     assert_no_unexpected_errors,
     command,
     events_until_end,
