@@ -49,7 +49,6 @@ from common import (  # noqa: E402
     OFFICIAL_SDK_DIR,
     ROOT,
     PeakSampler,
-    ScriptedGateway,
     cpu_seconds,
     cpu_times,
     percentile,
@@ -113,6 +112,15 @@ def _new_session(nls: Any, url: str, counters: _Counters) -> Any:
     )
 
 
+def _wait_tick(t0: float, k: int) -> float:
+    """Sleep until frame ``k`` is due (``t0`` + k × 100 ms); return how late it already was."""
+    delay = t0 + k * FRAME_S - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+        return 0.0
+    return -delay
+
+
 def _call(method: Any, **kwargs: Any) -> bool:
     """Run start()/stop(): ours returns True/False, the official one None or raises."""
     try:
@@ -155,11 +163,7 @@ def client_main(args: argparse.Namespace) -> None:
         cpu_started = cpu_seconds()
         t0 = time.perf_counter()
         for k in range(ticks):
-            delay = t0 + k * FRAME_S - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            else:
-                lag_max = max(lag_max, -delay)
+            lag_max = max(lag_max, _wait_tick(t0, k))
             frame = frames[k % len(frames)]
             for st in live:
                 st.send_audio(frame)
@@ -192,11 +196,7 @@ def client_main(args: argparse.Namespace) -> None:
             if ok:
                 t0 = go["t0"]
                 for k in range(ticks):
-                    delay = t0 + k * FRAME_S - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    else:
-                        my_lag = max(my_lag, -delay)
+                    my_lag = max(my_lag, _wait_tick(t0, k))
                     st.send_audio(frames[k % len(frames)])
                 stop_ok = _call(st.stop, timeout=60)
             with lock:
@@ -354,9 +354,14 @@ def main() -> None:
     if args.quick:
         args.sessions, args.seconds = [20, 100], 3.0
     rows: list[dict[str, Any]] = []
+    # Imported here, on the parent side only: the client processes import the official
+    # SDK as `nls` and must not load ours through nls_gateway.
+    from nls_gateway.testing import GatewayProcess
+
     # Limits opened up: this gateway is deliberately overloaded to measure the SDKs, so
     # its overload guards (40000005, "Instance pool exhausted!") must not be what fails.
-    with ScriptedGateway(
+    with GatewayProcess(
+        timeout=60.0,
         max_concurrent_tasks=10000,
         max_connections=10000,
         max_waiting_engine_calls=100_000,
