@@ -26,26 +26,9 @@ from nls.exception import NlsError
 from nls_gateway.cli import serve
 from nls_gateway.cli.errors import UsageError
 from nls_gateway.cli.output import error_line
-from nls_gateway.cli.serve import (
-    add_auth_args,
-    add_config_args,
-    add_engine_args,
-    add_limit_args,
-    add_logging_args,
-    add_network_args,
-)
 from nls_gateway.exception import EngineUnavailableError
 
-__all__ = [
-    "add_auth_args",
-    "add_config_args",
-    "add_engine_args",
-    "add_limit_args",
-    "add_logging_args",
-    "add_network_args",
-    "build_parser",
-    "main",
-]
+__all__ = ["build_parser", "main"]
 
 _EXAMPLES = """examples:
   nls recognize hello.wav                      # one sentence → text (embedded gateway)
