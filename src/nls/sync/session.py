@@ -236,15 +236,12 @@ class SyncSession:
 
     async def _drain_audio(self) -> None:
         """Send queued audio in order until the queue is empty, waiting out backlogs."""
-        session = self._session
-        while True:
+        while not self._write_nowait():
+            # A backlog (or a send in progress): the next frame takes the awaiting path.
+            session = self._session
+            assert session is not None  # _write_nowait stops early only with a connection
             with self._pending_lock:
-                if not self._pending:
-                    self._writer_scheduled = False
-                    return
                 data = self._pending.popleft()
-            if session is None or session.connection is None:
-                continue
             try:
                 await session.send_audio(data)
             except NlsError:
