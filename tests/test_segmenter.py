@@ -9,6 +9,7 @@ from nls_gateway.segmenter import (
     EndSilenceTimeout,
     PauseEnded,
     PauseStarted,
+    SampleBuffer,
     Segmenter,
     SegmenterConfig,
     SegmenterEvent,
@@ -141,3 +142,25 @@ def test_no_pause_events_by_default() -> None:
     audio = np.concatenate([silence(0.5), tone(1.0), silence(0.4), tone(1.0), silence(1.2)])
     events = _run(Segmenter(ScriptedVad().create_stream()), audio)
     assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
+
+
+def test_sample_buffer_views_survive_growth_and_trim() -> None:
+    buf = SampleBuffer(capacity=16)
+    buf.append(np.ones(10000, dtype=np.float32))
+    view = buf.view(0, 10000)
+    buf.trim(9000)
+    buf.append(np.full(40000, 2, dtype=np.float32))
+    assert (buf.start, buf.end) == (9000, 50000)
+    assert float(view.sum()) == 10000  # an old view is never overwritten
+    assert float(buf.view(0, 10000).sum()) == 1000  # trimmed samples are gone
+    assert float(buf.view(10000, 50000).mean()) == 2
+
+
+def test_sample_buffer_copies_only_what_it_keeps() -> None:
+    # A long stream with a short kept window: memory stays bounded by the window.
+    buf = SampleBuffer()
+    frame = np.zeros(1600, dtype=np.float32)
+    for _ in range(3000):  # 5 minutes of 100 ms frames
+        buf.append(frame)
+        buf.trim(buf.end - 4800)
+    assert buf._data.size <= 4 * 16000

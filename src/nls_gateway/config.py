@@ -102,9 +102,13 @@ class ServerConfig:
     engine_timeout: float | None = 120.0
     """A single engine call longer than this fails its task (EngineError → 50000000)."""
 
-    # Limits
+    # Limits (the policy is nls_gateway.admission's)
+    max_live_streams: int = 0
+    """Engine budget in live recognition streams (a synthesis task costs
+    ``admission.TTS_STREAM_COST``); a Start beyond it → TaskFailed 40000005 at once.
+    0 = derive from this machine (``admission.STREAMS_PER_CORE`` per CPU core)."""
     max_concurrent_tasks: int = 64
-    """Live tasks over this → TaskFailed 40000005 TOO_MANY_REQUESTS (§2.5)."""
+    """Live tasks of any cost over this → TaskFailed 40000005 TOO_MANY_REQUESTS (§2.5)."""
     max_connections: int = 4096
     """Open WebSockets over this → HTTP 503 at the handshake."""
     engine_threads: int | None = None
@@ -117,6 +121,15 @@ class ServerConfig:
     batch_window_ms: float = 5.0
     """ASR micro-batching: collect concurrent segments this long, then decode them at once."""
     max_batch: int = 8
+    decode_lanes: int = 1
+    """ASR model calls at once (one call already uses every core)."""
+    final_deadline_s: float | None = 3.0
+    """A final decode queued longer than this fails its task (50000000 "Instance pool
+    exhausted!") instead of answering late; None: never."""
+    first_partial_ms: int = 500
+    """Speech before a stream's first partial result."""
+    partial_interval_ms: int = 600
+    """New audio before the next partial (spaced further out while the engine is behind)."""
     limits: Limits = field(default_factory=Limits)
     """The cloud's per-task limits (§2.5); ``idle_timeout_s`` mirrors ``idle_timeout``."""
 
@@ -145,6 +158,14 @@ class ServerConfig:
             raise ValueError("shutdown_grace must not be negative")
         if self.engine_timeout is not None and self.engine_timeout <= 0:
             raise ValueError("engine_timeout must be positive (or None for no limit)")
+        if self.max_live_streams < 0:
+            raise ValueError("max_live_streams must not be negative (0 = derive)")
+        if self.decode_lanes < 1:
+            raise ValueError("decode_lanes must be at least 1")
+        if self.final_deadline_s is not None and self.final_deadline_s <= 0:
+            raise ValueError("final_deadline_s must be positive (or None for no deadline)")
+        if self.first_partial_ms < 0 or self.partial_interval_ms < 100:
+            raise ValueError("first_partial_ms must be ≥ 0 and partial_interval_ms ≥ 100")
         for name in ("max_concurrent_tasks", "max_connections", "max_pending_engine_calls"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -161,10 +182,14 @@ class ServerConfig:
         if self.token_secret is not None and len(self.token_secret) < 16:
             raise ValueError("token secret must be at least 16 bytes")
         object.__setattr__(self, "vocabularies", _check_vocabularies(self.vocabularies))
-        if self.limits.idle_timeout_s != self.idle_timeout:
-            object.__setattr__(
-                self, "limits", replace(self.limits, idle_timeout_s=self.idle_timeout)
-            )
+        mirrored = replace(
+            self.limits,
+            idle_timeout_s=self.idle_timeout,
+            first_partial_ms=self.first_partial_ms,
+            partial_interval_ms=self.partial_interval_ms,
+        )
+        if mirrored != self.limits:
+            object.__setattr__(self, "limits", mirrored)
         if not self.credentials.dev_mode and not _has_credentials(self.credentials):
             if not is_loopback(self.host):
                 raise ValueError(

@@ -38,6 +38,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from nls.protocol import AudioReceived, CommandReceived, ServerProtocol, Status, TaskState
+from nls_gateway.admission import Admission
 from nls_gateway.auth import Credentials
 from nls_gateway.exception import EngineError
 from nls_gateway.metrics import GatewayMetrics
@@ -50,7 +51,7 @@ from nls_gateway.tasks.base import (
     TaskHandler,
 )
 
-__all__ = ["Admission", "Connection", "Shared"]
+__all__ = ["Connection", "Shared"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,31 +81,6 @@ _GONE = _Marker("GONE")
 even if an awaited library swallowed the cancellation meant to end it."""
 
 
-class Admission:
-    """Counts live tasks across the gateway; over the limit → 40000005 (§2.5)."""
-
-    def __init__(self, limit: int, metrics: GatewayMetrics) -> None:
-        self.limit = limit
-        self.active = 0
-        self._metrics = metrics
-        self.idle = asyncio.Event()
-        self.idle.set()
-
-    def try_acquire(self) -> bool:
-        if self.active >= self.limit:
-            return False
-        self.active += 1
-        self.idle.clear()
-        self._metrics.active_tasks.set(self.active)
-        return True
-
-    def release(self) -> None:
-        self.active -= 1
-        self._metrics.active_tasks.set(self.active)
-        if self.active == 0:
-            self.idle.set()
-
-
 @dataclass(eq=False)
 class Shared:
     """What every connection of one gateway shares: engines, limits, auth, metrics."""
@@ -120,7 +96,6 @@ class Shared:
     limits: Limits = field(default_factory=Limits)
     vocabularies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """``vocabulary_id`` → hot words (the gateway config's ``[vocabularies]``)."""
-    shutting_down: bool = False
 
 
 class _Context:
@@ -396,11 +371,11 @@ class Connection:
                 Status.APPKEY_NOT_EXIST, Status.APPKEY_NOT_EXIST.text, outcome="rejected"
             )
             return
-        if shared.shutting_down:
+        if shared.admission.draining:
             shared.metrics.task_ended(namespace, "rejected")
             await self.fail(Status.SERVER_ERROR, _SHUTDOWN_TEXT, outcome="rejected")
             return
-        if not shared.admission.try_acquire():
+        if not shared.admission.try_admit(namespace):
             shared.metrics.task_ended(namespace, "rejected")
             await self.fail(
                 Status.TOO_MANY_REQUESTS,
@@ -452,7 +427,7 @@ class Connection:
             return
         self.ctx = self.handler = None
         ctx.live = False
-        self.shared.admission.release()
+        self.shared.admission.release(ctx.namespace)
         self.shared.metrics.task_ended(ctx.namespace, outcome)
         if handler is not None:
             # Shielded: a cancelled consumer must still let the handler stop its work.

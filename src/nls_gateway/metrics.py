@@ -88,6 +88,53 @@ class GatewayMetrics:
             buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
             registry=r,
         )
+        self.decode_queue = Gauge(
+            "nls_decode_queue",
+            "ASR decodes waiting for the engine, by priority (final before partial).",
+            ["priority"],
+            registry=r,
+        )
+        self.decode_wait = Histogram(
+            "nls_decode_wait_seconds",
+            "Time an ASR decode waited in the scheduler's queue, by kind.",
+            ["kind"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decode_latency = Histogram(
+            "nls_decode_latency_seconds",
+            "Wall time of one ASR model call (a batch counts once), by kind.",
+            ["kind"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decode_rtf = Histogram(
+            "nls_decode_rtf",
+            "Real-time factor of one ASR model call: wall time / seconds of audio in it.",
+            ["kind"],
+            buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0),
+            registry=r,
+        )
+        self.decodes_dropped = Counter(
+            "nls_decodes_dropped",
+            "ASR decodes not run: superseded or expired partials, finals past the deadline.",
+            ["reason"],
+            registry=r,
+        )
+        self.admissions = Counter(
+            "nls_admissions",
+            "Task starts by namespace and decision (admitted, capacity, max_tasks).",
+            ["namespace", "decision"],
+            registry=r,
+        )
+        self.stream_capacity = Gauge(
+            "nls_stream_capacity",
+            "Engine budget in live recognition streams (a synthesis task costs more).",
+            registry=r,
+        )
+        self.stream_load = Gauge(
+            "nls_stream_load", "Engine budget taken by live tasks, in streams.", registry=r
+        )
         self.engine_errors = Counter(
             "nls_engine_errors", "Engine calls that failed, by reason.", ["reason"], registry=r
         )

@@ -6,7 +6,8 @@ handlers share: NLS ``max_sentence_silence`` (pause that ends a sentence),
 over-long sentences at a short pause, a minimum speech duration so clicks do not open a
 sentence, pre-roll so word onsets are not cut, and the SpeechRecognizer's
 ``max_start_silence`` / ``max_end_silence`` timeouts. It keeps the audio of the sentence
-in progress so a handler can run partial decodes on it.
+in progress (one append-only :class:`SampleBuffer`; events and partials get views of it,
+never copies) so a handler can run partial decodes on it.
 
 Theory of operation: every VAD frame (32 ms for Silero) moves a three-state machine.
 ``idle`` → a speech frame opens a *candidate*; the candidate becomes a sentence
@@ -38,6 +39,7 @@ __all__ = [
     "SegmenterConfig",
     "SegmenterEvent",
     "SpeechEnded",
+    "SampleBuffer",
     "SpeechStarted",
     "StartSilenceTimeout",
     "threshold_for",
@@ -46,6 +48,46 @@ __all__ = [
 _HYSTERESIS = 0.15
 _MIN_PAUSE_MS = 90
 """A pause shorter than this is not a split point for over-long sentences."""
+
+
+class SampleBuffer:
+    """Append-only float32 audio addressed by stream sample index; hands out views.
+
+    Appends write past the end and never move or overwrite samples already written, so a
+    view stays valid however the buffer grows (a decode in another thread may hold one).
+    :meth:`trim` forgets the head; its memory is reclaimed at the next growth, which copies
+    only the kept samples into a new array twice their size (amortised O(1) per sample,
+    instead of a copy of the open sentence per frame).
+    """
+
+    def __init__(self, capacity: int = 16000) -> None:
+        self._data: Float32Array = np.empty(capacity, dtype=np.float32)
+        self._offset = 0  # stream index of self._data[0]
+        self.start = 0
+        """First stream sample still kept."""
+        self.end = 0
+        """Samples appended so far (the stream index after the last one)."""
+
+    def append(self, samples: Float32Array) -> None:
+        """Append ``samples`` at ``end``."""
+        n = samples.size
+        if self.end + n - self._offset > self._data.size:
+            kept = self.end - self.start
+            grown = np.empty(max(2 * (kept + n), 16000), dtype=np.float32)
+            grown[:kept] = self._data[self.start - self._offset : self.end - self._offset]
+            self._data, self._offset = grown, self.start
+        at = self.end - self._offset
+        self._data[at : at + n] = samples
+        self.end += n
+
+    def trim(self, keep_from: int) -> None:
+        """Forget the samples before stream index ``keep_from``."""
+        self.start = max(self.start, min(keep_from, self.end))
+
+    def view(self, begin: int, end: int) -> Float32Array:
+        """Samples ``begin…end`` (clipped to what is kept), without a copy."""
+        begin, end = max(begin, self.start), min(end, self.end)
+        return self._data[begin - self._offset : max(begin, end) - self._offset]
 
 
 def threshold_for(speech_noise_threshold: float) -> float:
@@ -166,15 +208,19 @@ class Segmenter:
         config: SegmenterConfig | None = None,
         sample_rate: int = 16000,
         frame_samples: int = 512,
+        retain: bool = False,
     ) -> None:
+        """``retain`` keeps all audio from the first sentence on (the SpeechRecognizer's
+        result spans every sentence); otherwise only the open sentence and the pre-roll."""
         self._vad = vad
         self.config = config or SegmenterConfig()
         self._sr = sample_rate
         self._frame = frame_samples
         self._threshold = threshold_for(self.config.speech_noise_threshold)
-        self._buf: Float32Array = np.zeros(0, dtype=np.float32)
-        self._buf_start = 0  # stream sample index of self._buf[0]
-        self._received = 0  # samples fed so far
+        self.audio = SampleBuffer()
+        """The stream's audio (``audio.end`` = samples fed so far)."""
+        self._retain = retain
+        self._retained = False  # retain: a sentence began, trimming stopped
         self._frames = 0  # VAD frames decided so far
         self._state = "idle"
         self._begin = 0  # sample index where the candidate / sentence begins
@@ -197,7 +243,7 @@ class Segmenter:
     @property
     def position_ms(self) -> int:
         """How much audio has been fed, in ms."""
-        return self._ms(self._received)
+        return self._ms(self.audio.end)
 
     @property
     def sentence_begin_ms(self) -> int | None:
@@ -205,17 +251,15 @@ class Segmenter:
         return self._ms(self._begin) if self.in_speech else None
 
     def current_audio(self) -> Float32Array:
-        """Audio of the sentence in progress (empty when none), for partial decodes."""
+        """Audio of the sentence in progress (empty when none), a view for partial decodes."""
         if not self.in_speech:
-            return np.zeros(0, dtype=np.float32)
-        audio: Float32Array = self._buf[self._begin - self._buf_start :].copy()
-        return audio
+            return self.audio.view(0, 0)
+        return self.audio.view(self._begin, self.audio.end)
 
     def accept_waveform(self, samples: Float32Array) -> list[SegmenterEvent]:
         """Feed float32 samples at the configured rate; return the events they caused."""
         data = np.asarray(samples, dtype=np.float32).reshape(-1)
-        self._buf = np.concatenate([self._buf, data]) if self._buf.size else data.copy()
-        self._received += data.size
+        self.audio.append(data)
         events: list[SegmenterEvent] = []
         # One VAD frame at a time: a sentence end resets the VAD's state (see _end), and
         # that must apply from the very next frame, however the client sized its chunks.
@@ -229,8 +273,8 @@ class Segmenter:
         """End of input: close the open sentence (a candidate that was too short is dropped)."""
         events: list[SegmenterEvent] = []
         if self._state == "speech":
-            last = self._last_speech_end or self._received
-            end = min(last + self._samples(self.config.post_roll_ms), self._received)
+            last = self._last_speech_end or self.audio.end
+            end = min(last + self._samples(self.config.post_roll_ms), self.audio.end)
             events.append(self._end(end, speech_end=last))
         self._state = "idle"
         return events
@@ -275,7 +319,7 @@ class Segmenter:
                 self._speech_samples += self._frame
                 if self._speech_samples >= self._samples(cfg.min_speech_ms):
                     pre = self._samples(cfg.pre_roll_ms)
-                    self._begin = max(self._floor, self._begin - pre, self._buf_start)
+                    self._begin = max(self._floor, self._begin - pre, self.audio.start)
                     self._state, self._pauses = "speech", []
                     events.append(SpeechStarted(self._ms(self._begin)))
             elif end - (self._last_speech_end or 0) >= self._samples(
@@ -304,7 +348,7 @@ class Segmenter:
                 self._pause_reported = True
                 last = self._last_speech_end
                 pad_end = min(last + self._samples(cfg.post_roll_ms), end)
-                audio = self._buf[self._begin - self._buf_start : pad_end - self._buf_start].copy()
+                audio = self.audio.view(self._begin, pad_end)
                 events.append(
                     PauseStarted(self._ms(self._begin), self._ms(last), self._ms(pad_end), audio)
                 )
@@ -328,7 +372,7 @@ class Segmenter:
         return max(pauses)[1] if pauses else end
 
     def _end(self, end: int, *, forced: bool = False, speech_end: int | None = None) -> SpeechEnded:
-        audio = self._buf[self._begin - self._buf_start : end - self._buf_start].copy()
+        audio = self.audio.view(self._begin, end)
         speech_end_ms = None if speech_end is None else self._ms(speech_end)
         event = SpeechEnded(self._ms(self._begin), self._ms(end), audio, forced, speech_end_ms)
         self._state, self._floor, self._pause_reported = "idle", end, False
@@ -342,14 +386,14 @@ class Segmenter:
 
     def _trim(self) -> None:
         # Outside a sentence only the pre-roll is needed; drop the rest.
+        if self._retain and (self._retained or self._state == "speech"):
+            self._retained = True
+            return
         if self._state == "idle":
             keep_from = self._frames * self._frame - self._samples(self.config.pre_roll_ms)
         else:
             keep_from = self._begin - self._samples(self.config.pre_roll_ms)
-        drop = max(0, keep_from) - self._buf_start
-        if drop > 0:
-            self._buf = self._buf[drop:]
-            self._buf_start += drop
+        self.audio.trim(keep_from)
 
     def _samples(self, ms: int) -> int:
         return ms * self._sr // 1000

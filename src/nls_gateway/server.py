@@ -34,8 +34,9 @@ from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
+from nls_gateway.admission import Admission, AdmissionPolicy
 from nls_gateway.config import WS_PATH, ServerConfig, load_engines
-from nls_gateway.connection import Admission, Connection, Shared
+from nls_gateway.connection import Connection, Shared
 from nls_gateway.http import (
     DEFAULT_CONSOLE_DIR,
     HttpRequest,
@@ -134,13 +135,24 @@ class Gateway:
         self.config = config
         self.metrics = GatewayMetrics()
         self.authenticator = config.authenticator()
+        self.admission = Admission(
+            AdmissionPolicy(
+                max_live_streams=config.max_live_streams,
+                max_concurrent_tasks=config.max_concurrent_tasks,
+                max_connections=config.max_connections,
+                max_waiting_engine_calls=config.max_waiting_engine_calls,
+            ),
+            self.metrics,
+        )
         self.runner = EngineRunner(
             threads=config.engine_threads,
             max_pending=config.max_pending_engine_calls,
-            max_waiting=config.max_waiting_engine_calls,
+            admission=self.admission,
             timeout=config.engine_timeout,
+            decode_lanes=config.decode_lanes,
             batch_window_ms=config.batch_window_ms,
             max_batch=config.max_batch,
+            final_deadline_s=config.final_deadline_s,
             metrics=self.metrics,
         )
         if handlers is None:
@@ -151,7 +163,7 @@ class Gateway:
             runner=self.runner,
             metrics=self.metrics,
             handlers=dict(handlers),
-            admission=Admission(config.max_concurrent_tasks, self.metrics),
+            admission=self.admission,
             idle_timeout=config.idle_timeout,
             close_timeout=config.close_timeout,
             limits=config.limits,
@@ -266,12 +278,12 @@ class Gateway:
                 ``config.shutdown_grace``); then TaskFailed 50000000 and close.
         """
         server = self._server
-        if server is None or self.shared.shutting_down:
+        if server is None or self.admission.draining:
             if server is not None:
                 await server.wait_closed()
             return
         grace = self.config.shutdown_grace if grace is None else grace
-        self.shared.shutting_down = True
+        self.admission.draining = True
         logger.info("shutting down: %d running task(s)", self.shared.admission.active)
         server.close(close_connections=False)
         for conn in list(self.connections):
@@ -340,12 +352,11 @@ class Gateway:
         url = urlsplit(request.path)
         if url.path != WS_PATH:
             return self._reject(connection, 404, "Not found.\n", "not_found")
-        if not self.is_ready():
-            return self._reject(connection, 503, "Engines are loading.\n", "not_ready")
-        if self.shared.shutting_down:
-            return self._reject(connection, 503, "Server is shutting down.\n", "shutting_down")
-        if len(self.connections) >= self.config.max_connections:
-            return self._reject(connection, 503, "Too many connections.\n", "too_many")
+        refusal = self.admission.refuse_handshake(
+            ready=self.is_ready(), connections=len(self.connections)
+        )
+        if refusal is not None:
+            return self._reject(connection, refusal.status, refusal.body, refusal.reason)
         # The official Python SDK 1.0.2 sends Sec-WebSocket-Key/Version twice (§2.1): its
         # client checks the accept value against the FIRST key, and websockets refuses
         # repeated headers, so keep only the first of each.

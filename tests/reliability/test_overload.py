@@ -1,4 +1,4 @@
-"""Overload: 3× the concurrent-task limit at once.
+"""Overload: 3× the live-stream budget at once.
 
 The excess sessions get TaskFailed 40000005 (namespace ``Default``) within 100 ms of
 their Start; every admitted session streams its audio and completes; afterwards the
@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
+import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
 import nls
+from evaldata import load_wav
 from nls.protocol import new_id
 from reliability.helpers import (
     command,
     events_until_end,
     healthy_transcription,
+    pcm_silence,
     recv_event,
     utterance,
     wait_for,
@@ -27,7 +31,7 @@ LIMIT = 12
 
 
 async def test_three_times_the_limit(gateway):
-    gw = await gateway(max_concurrent_tasks=LIMIT, idle_timeout=5.0)
+    gw = await gateway(max_live_streams=LIMIT, idle_timeout=5.0)
     sockets: list[ClientConnection] = [await connect(gw.url) for _ in range(3 * LIMIT)]
     tasks = [new_id() for _ in sockets]
     audio = utterance()
@@ -84,3 +88,41 @@ def test_drop_in_sdk_reports_40000005_to_on_error(gateway_process):
         assert '"status": 40000005' in errors[0] or '"status":40000005' in errors[0]
     finally:
         first.shutdown()
+
+
+async def test_real_engines_serve_their_capacity_and_refuse_the_rest(gateway):
+    # Default limits, real Whisper/Silero: a flood of twice the derived stream budget of
+    # live 1×-paced speech with partials. The budget's worth are served (each gets its
+    # sentence), the rest are refused at once, and the gateway is idle afterwards.
+    gw = await gateway(engines="real", idle_timeout=10.0)
+    budget = gw.shared.admission.capacity
+    speech = (np.clip(load_wav("zh_dev_07_paddlespeech_zh.wav"), -1, 1) * 32767).astype("<i2")
+    audio = speech.tobytes() + pcm_silence(1.0)
+    payload = {"format": "pcm", "enable_intermediate_result": True}
+
+    async def session() -> tuple[str, float, list[dict[str, Any]]]:
+        async with connect(gw.url) as ws:
+            task = new_id()
+            sent = time.perf_counter()
+            await ws.send(command("StartTranscription", task, payload=payload))
+            first = await recv_event(ws, timeout=10)
+            answered = time.perf_counter() - sent
+            if first["header"]["name"] == "TaskFailed":
+                return str(first["header"]["status"]), answered, []
+            started = time.perf_counter()
+            for k, offset in enumerate(range(0, len(audio), 3200)):
+                await asyncio.sleep(max(0.0, started + k * 0.1 - time.perf_counter()))
+                await ws.send(audio[offset : offset + 3200])
+            await ws.send(command("StopTranscription", task))
+            events = await events_until_end(ws, timeout=15)
+            return events[-1]["header"]["name"], answered, events
+
+    results = await asyncio.gather(*(session() for _ in range(2 * budget)))
+    refused = [r for r in results if r[0] == "40000005"]
+    served = [r for r in results if r[0] == "TranscriptionCompleted"]
+    assert (len(served), len(refused)) == (budget, budget), [r[0] for r in results]
+    assert max(r[1] for r in refused) < 0.1
+    for _, _, events in served:
+        texts = [e["payload"]["result"] for e in events if e["header"]["name"] == "SentenceEnd"]
+        assert texts and all(texts)
+    await wait_for(lambda: gw.shared.admission.active == 0, 2.0, "all tasks released")

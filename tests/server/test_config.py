@@ -33,6 +33,7 @@ def test_flags_env_and_toml_precedence(tmp_path):
     toml = tmp_path / "gw.toml"
     toml.write_text(
         "[server]\nport = 9000\nidle_timeout = 5.0\nmax_concurrent_tasks = 3\n"
+        "max_live_streams = 6\npartial_interval_ms = 900\n"
         '[credentials]\ntokens = ["file-token"]\n'
         '[credentials.appkeys]\nfilekey = "en"\nother = { language = "auto", voice = "abby" }\n'
     )
@@ -51,11 +52,15 @@ def test_flags_env_and_toml_precedence(tmp_path):
         "flagkey:auto",
         "--token-secret",
         "0123456789abcdef0123",
+        "--final-deadline",
+        "1.5",
     )
     config = ServerConfig.from_args(args, env=env)
     assert config.port == 9100  # flag beats file
     assert config.idle_timeout == 5.0 and config.limits.idle_timeout_s == 5.0
     assert config.max_concurrent_tasks == 3
+    assert (config.max_live_streams, config.final_deadline_s) == (6, 1.5)
+    assert config.limits.partial_interval_ms == 900
     creds = config.credentials
     assert creds.tokens == {"file-token", "env-token"}
     assert dict(creds.access_keys) == {"id": "sec"}
@@ -73,6 +78,9 @@ def test_flags_env_and_toml_precedence(tmp_path):
         ({"port": 70000}, "port"),
         ({"idle_timeout": 0}, "idle_timeout"),
         ({"max_concurrent_tasks": 0}, "max_concurrent_tasks"),
+        ({"max_live_streams": -1}, "max_live_streams"),
+        ({"final_deadline_s": 0}, "final_deadline_s"),
+        ({"partial_interval_ms": 50}, "partial_interval_ms"),
         ({"certfile": "c.pem"}, "both certfile and keyfile"),
         ({"max_message_bytes": 1000}, "64 KiB"),
         ({"token_secret": b"short"}, "16 bytes"),

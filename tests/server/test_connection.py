@@ -207,8 +207,9 @@ async def test_config_vocabularies_and_appkey_asr_model_reach_the_engine(gateway
         )
 
 
-async def test_over_limit_is_40000005_while_others_keep_working(gateway):
-    gw = await gateway(handlers=HANDLERS, max_concurrent_tasks=1)
+@pytest.mark.parametrize("limit", ["max_concurrent_tasks", "max_live_streams"])
+async def test_over_limit_is_40000005_while_others_keep_working(gateway, limit):
+    gw = await gateway(handlers=HANDLERS, **{limit: 1})
     async with connect(gw.url) as busy, connect(gw.url) as extra:
         task = new_id()
         await start(busy, task)

@@ -1,4 +1,4 @@
-"""EngineRunner: micro-batching, admission control, timeouts, metrics."""
+"""EngineRunner: decodes through the scheduler, the waiting bound, timeouts, metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 
+from nls_gateway.admission import Admission, AdmissionPolicy
 from nls_gateway.engines.base import AsrOptions
 from nls_gateway.exception import EngineError
 from nls_gateway.metrics import GatewayMetrics
@@ -24,7 +25,9 @@ async def test_concurrent_segments_share_one_batch(metrics):
     asr = ScriptedAsr(["a", "b", "c", "d"])
     runner = EngineRunner(batch_window_ms=20, max_batch=8, metrics=metrics)
     audio = np.full(1600, 0.1, dtype=np.float32)
-    results = await asyncio.gather(*(runner.transcribe(asr, audio, AsrOptions()) for _ in range(4)))
+    results = await asyncio.gather(
+        *(runner.decode(asr, audio, AsrOptions(), stream=i) for i in range(4))
+    )
     runner.close()
     assert [r.text for r in results] == ["a", "b", "c", "d"]
     assert asr.calls == [4]
@@ -37,7 +40,7 @@ async def test_full_batch_goes_at_once(metrics):
     runner = EngineRunner(batch_window_ms=10_000, max_batch=2, metrics=metrics)
     audio = np.full(160, 0.1, dtype=np.float32)
     results = await asyncio.wait_for(
-        asyncio.gather(*(runner.transcribe(asr, audio, AsrOptions()) for _ in range(2))), 2
+        asyncio.gather(*(runner.decode(asr, audio, AsrOptions(), stream=i) for i in range(2))), 2
     )
     runner.close()
     assert [r.text for r in results] == ["x", "x"]
@@ -46,7 +49,8 @@ async def test_full_batch_goes_at_once(metrics):
 
 async def test_admission_control_rejects_beyond_max_pending(metrics):
     gate = threading.Event()
-    runner = EngineRunner(max_pending=2, max_waiting=0, threads=2, metrics=metrics)
+    admission = Admission(AdmissionPolicy(max_waiting_engine_calls=0), metrics)
+    runner = EngineRunner(max_pending=2, admission=admission, threads=2, metrics=metrics)
     blocked = [asyncio.create_task(runner.run(gate.wait, 5)) for _ in range(2)]
     await asyncio.sleep(0.05)
     with pytest.raises(EngineError, match="Instance pool exhausted"):
@@ -80,7 +84,7 @@ async def test_engine_exceptions_reach_every_segment_of_the_batch():
     audio = np.zeros(10, dtype=np.float32)
     broken = Broken()
     results = await asyncio.gather(
-        *(runner.transcribe(broken, audio, AsrOptions()) for _ in range(3)),
+        *(runner.decode(broken, audio, AsrOptions(), stream=i) for i in range(3)),
         return_exceptions=True,
     )
     runner.close()
@@ -89,7 +93,8 @@ async def test_engine_exceptions_reach_every_segment_of_the_batch():
 
 async def test_calls_beyond_the_slots_wait_their_turn(metrics):
     gate = threading.Event()
-    runner = EngineRunner(max_pending=1, max_waiting=4, threads=2, metrics=metrics)
+    admission = Admission(AdmissionPolicy(max_waiting_engine_calls=4), metrics)
+    runner = EngineRunner(max_pending=1, admission=admission, threads=2, metrics=metrics)
     first = asyncio.create_task(runner.run(gate.wait, 5))
     second = asyncio.create_task(runner.run(lambda: "second"))
     await asyncio.sleep(0.05)
@@ -97,4 +102,19 @@ async def test_calls_beyond_the_slots_wait_their_turn(metrics):
     gate.set()
     assert await first is True
     assert await second == "second"
+    runner.close()
+
+
+async def test_a_decode_is_not_queued_behind_generic_calls(metrics):
+    # Both executor threads are busy (ingest, synthesis): a final still runs at once.
+    gate = threading.Event()
+    runner = EngineRunner(threads=2, batch_window_ms=0, metrics=metrics)
+    blocked = [asyncio.create_task(runner.run(gate.wait, 5)) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    result = await asyncio.wait_for(
+        runner.decode(ScriptedAsr(["ok"]), np.ones(160, np.float32), AsrOptions(), stream=1), 2
+    )
+    assert result is not None and result.text == "ok"
+    gate.set()
+    await asyncio.gather(*blocked)
     runner.close()

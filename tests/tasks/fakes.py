@@ -11,7 +11,7 @@ a thread pool, and scripted engines whose output follows from their input.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -98,7 +98,7 @@ class ScriptedTts(testing.ScriptedTts):
 
 
 class ThreadRunner:
-    """Runner on a small thread pool (like nls_gateway.runtime, without batching)."""
+    """Runner on a small thread pool (like nls_gateway.runtime, without its scheduler)."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(2)
@@ -108,10 +108,14 @@ class ThreadRunner:
         self.calls += 1
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    async def transcribe(
-        self, asr: AsrEngine, audio: Float32Array, options: AsrOptions
-    ) -> AsrResult:
+    async def decode(
+        self, asr: AsrEngine, audio: Float32Array, options: AsrOptions, *, stream: Hashable
+    ) -> AsrResult | None:
         return await self.run(asr.transcribe, audio, options)
+
+    @property
+    def partial_backlog(self) -> float:
+        return 0.0
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)

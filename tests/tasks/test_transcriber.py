@@ -163,13 +163,13 @@ async def test_transcription_project_language_reaches_engine(make_ctx, runner) -
     from nls_gateway.tasks.base import Project
 
     seen: list[AsrOptions] = []
-    original = runner.transcribe
+    original = runner.decode
 
-    async def spy(asr, audio, options):
+    async def spy(asr, audio, options, *, stream):
         seen.append(options)
-        return await original(asr, audio, options)
+        return await original(asr, audio, options, stream=stream)
 
-    runner.transcribe = spy
+    runner.decode = spy
     ctx = make_ctx("SpeechTranscriber", project=Project(appkey="k", language="en"))
     cmd = StartTranscription(
         enable_punctuation_prediction=True, enable_inverse_text_normalization=True

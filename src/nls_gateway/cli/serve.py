@@ -85,10 +85,30 @@ def add_auth_args(parser: argparse.ArgumentParser) -> None:
 def add_limit_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("limits and timeouts")
     group.add_argument(
+        "--max-live-streams",
+        type=int,
+        metavar="N",
+        help="engine budget in live recognition streams (a synthesis task counts 2); a Start "
+        "beyond it gets TaskFailed 40000005 at once (default 0 = 2 per CPU core, measured)",
+    )
+    group.add_argument(
         "--max-concurrent-tasks",
         type=int,
         metavar="N",
-        help="live tasks beyond this get TaskFailed 40000005 (default 64)",
+        help="live tasks of any kind beyond this get TaskFailed 40000005 (default 64)",
+    )
+    group.add_argument(
+        "--final-deadline",
+        dest="final_deadline_s",
+        type=float,
+        metavar="SECONDS",
+        help="a final ASR decode queued longer than this fails its task with 50000000 (default 3)",
+    )
+    group.add_argument(
+        "--partial-interval-ms",
+        type=int,
+        metavar="MS",
+        help="new audio between partial results (default 600; longer while the engine is behind)",
     )
     group.add_argument(
         "--max-connections", type=int, metavar="N", help="open WebSockets (default 4096)"

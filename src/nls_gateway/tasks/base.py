@@ -13,7 +13,7 @@ TaskFailed for this task only); any other exception becomes 50000000.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -92,6 +92,11 @@ class Limits:
     """SpeechLongSynthesizer / FlowingSpeechSynthesizer session text limit."""
     idle_timeout_s: float = 10.0
     """No client data for this long → 40000004 (enforced by the connection)."""
+    first_partial_ms: int = 500
+    """Speech before a recognition stream's first partial (the gateway's cadence)."""
+    partial_interval_ms: int = 600
+    """New audio before the next partial; the ASR task base spaces partials further out
+    while the engine is behind (``Runner.partial_backlog``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +115,17 @@ class Runner(Protocol):
         """Run ``fn(*args)`` in the engine executor and await its result."""
         ...
 
-    async def transcribe(
-        self, asr: AsrEngine, audio: Float32Array, options: AsrOptions
-    ) -> AsrResult:
-        """Decode one segment; concurrent calls may be batched into one model call."""
+    async def decode(
+        self, asr: AsrEngine, audio: Float32Array, options: AsrOptions, *, stream: Hashable
+    ) -> AsrResult | None:
+        """Decode one segment of ``stream`` (``nls_gateway.scheduler``): finals before
+        partials, concurrent calls batched; None when a partial was superseded by newer
+        audio or the stream's final."""
+        ...
+
+    @property
+    def partial_backlog(self) -> float:
+        """Queued partials per batch (0: partials go at once)."""
         ...
 
 

@@ -6,17 +6,17 @@ runs the VAD segmenter over them, sends ``RecognitionResultChanged`` partials an
 ``RecognitionCompleted {result, duration}`` — after ``StopRecognition``, or by itself when
 ``enable_voice_detection`` is on and the start/end silence runs out.
 
-Theory of operation: every binary frame goes through one executor call
-(:meth:`Recognizer._ingest`: decode + VAD), so the event loop never runs model code (R10).
-The recognised span is from the first speech onset (with the segmenter's pre-roll) to
-the last speech end. A *speculative* final decode starts as soon as the VAD reports a
-pause of ``PAUSE_MS`` (or the end of speech); it is keyed by the span's begin and speech
-end, dropped when speech resumes, and a Stop that brings no new speech reuses it, so the
-final is usually ready when Stop arrives (at most one runs per task). Partials re-decode
-the growing span, at most one at a time, the first after ``FIRST_PARTIAL_MS`` of speech
-and then after enough new audio, so their cadence falls back by itself when the machine
-is loaded; none runs during a pause, and Stop drops one in flight. Silence only gives an
-empty result.
+Theory of operation: every binary frame goes through one executor call (decode + VAD, the
+shared ``AsrTask`` ingest), so the event loop never runs model code (R10). The audio is
+kept once, in the segmenter's buffer (retain mode) or, without a VAD, in a buffer of the
+task's own; decodes get views of it. The recognised span is from the first speech onset
+(with the segmenter's pre-roll) to the last speech end. A *speculative* final decode
+starts as soon as the VAD reports a pause of ``PAUSE_MS`` (or the end of speech); it is
+keyed by the span's begin and speech end, dropped when speech resumes, and a Stop that
+brings no new speech reuses it, so the final is usually ready when Stop arrives (at most
+one runs per task). Partials re-decode the growing span at the shared cadence
+(``nls_gateway.tasks.asr``); none runs during a pause, and Stop drops any still queued.
+Silence only gives an empty result.
 
 It must not touch the socket or call an engine other than through ``ctx.runner``.
 """
@@ -25,19 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass
-
-import numpy as np
 
 from nls.protocol import Command, StartRecognition
 from nls.protocol.constants import Status
-from nls_gateway.audio import AudioFormatError, Decoder
-from nls_gateway.engines.base import AsrEngine, AsrResult, Float32Array
+from nls_gateway.engines.base import AsrResult
 from nls_gateway.segmenter import (
     EndSilenceTimeout,
     PauseEnded,
     PauseStarted,
+    SampleBuffer,
     Segmenter,
     SegmenterConfig,
     SegmenterEvent,
@@ -46,48 +43,17 @@ from nls_gateway.segmenter import (
     StartSilenceTimeout,
 )
 from nls_gateway.tasks import params
-from nls_gateway.tasks.base import TaskContext, TaskError, TaskHandler
+from nls_gateway.tasks.asr import RATE, AsrTask, PartialCadence
+from nls_gateway.tasks.base import TaskContext, TaskError
 
-__all__ = ["Recognizer", "SampleBuffer"]
+__all__ = ["Recognizer"]
 
-logger = logging.getLogger(__name__)
-
-RATE = 16000
-"""Every engine here is fed 16 kHz float32 (§10.1: 8 kHz input is resampled)."""
-PARTIAL_STEP_MS = 600
-"""New audio needed before another partial decode (at most one runs at a time)."""
 DEFAULT_END_SILENCE_MS = 800
 """§4.1: "cloud default silence detection 800 ms" with ``enable_voice_detection``."""
 SPECULATIVE_PAUSE_MS = 600
 """A pause this long ends a sentence for the segmenter (the task goes on until Stop)."""
 PAUSE_MS = 200
 """A pause this long starts the speculative final decode (speech after it drops it)."""
-FIRST_PARTIAL_MS = 500
-"""Speech (after the segmenter's pre-roll) before the first partial decode."""
-PRE_ROLL_MS = 300
-"""The segmenter's pre-roll (SegmenterConfig default): audio before the first onset."""
-
-
-class SampleBuffer:
-    """A growing float32 buffer whose snapshots are views that later appends never move."""
-
-    def __init__(self) -> None:
-        self._data: Float32Array = np.zeros(RATE, dtype=np.float32)
-        self.size = 0
-
-    def append(self, samples: Float32Array) -> None:
-        """Append ``samples``; grows by doubling (old snapshots keep their own array)."""
-        need = self.size + samples.size
-        if need > self._data.size:
-            grown = np.zeros(max(need, 2 * self._data.size), dtype=np.float32)
-            grown[: self.size] = self._data[: self.size]
-            self._data = grown
-        self._data[self.size : need] = samples
-        self.size = need
-
-    def view(self, start: int, end: int) -> Float32Array:
-        """Samples ``start…end``; appends never overwrite them."""
-        return self._data[max(0, start) : min(end, self.size)]
 
 
 @dataclass(slots=True)
@@ -98,56 +64,37 @@ class _Span:
     """End of the last speech frame (``end`` adds post-roll); -1 while speech is open."""
 
 
-class Recognizer(TaskHandler):
+class Recognizer(AsrTask[StartRecognition, list[SegmenterEvent]]):
     """The SpeechRecognizer task (§4)."""
 
     namespaces = ("SpeechRecognizer",)
-
-    _cmd: StartRecognition
-    _decoder: Decoder
-    _asr: AsrEngine
+    start_type = StartRecognition
 
     def __init__(self, ctx: TaskContext, command: Command) -> None:
         super().__init__(ctx, command)
         self._vd = False
         self._segmenter: Segmenter | None = None
-        self._buffer = SampleBuffer()
+        self._audio = SampleBuffer()  # the segmenter's own once there is one
         self._speech: _Span | None = None  # first onset … last end (end = -1 while open)
         # The speculative / final decode: ((begin, speech end), task); at most one.
-        self._final: tuple[tuple[int, int], asyncio.Task[AsrResult]] | None = None
+        self._final_task: tuple[tuple[int, int], asyncio.Task[AsrResult]] | None = None
         self._paused = False
-        self._partial: asyncio.Task[None] | None = None
-        self._partial_end = 0
         self._last_partial = ""
         self._finished = False
 
     async def on_start(self) -> None:
         """Validate (41010100/41010101/40000003), then send ``RecognitionStarted``."""
-        cmd = self.command
-        if not isinstance(cmd, StartRecognition):
-            raise TaskError(
-                Status.DIRECTIVE_INVALID,
-                Status.DIRECTIVE_INVALID.text.format(f"Invalid directive '{cmd.name}'!"),
-            )
-        self._cmd = cmd
-        self._decoder = params.asr_decoder(cmd)
-        params.hotwords(cmd, self.ctx.project)  # an unknown vocabulary_id: 40000003 now
+        cmd = self._check_start()
         self._vd = bool(cmd.enable_voice_detection)
         if self._vd:
             params.check_range("max_start_silence", cmd.max_start_silence, 0, 60_000)
             params.check_range("max_end_silence", cmd.max_end_silence, 0, 6000)
-        asr = self.ctx.engines.asr
-        if asr is None:
-            raise TaskError(
-                Status.SERVER_ERROR, Status.SERVER_ERROR.text.format("No ASR engine configured!")
-            )
-        self._asr = asr
-        vad = self.ctx.engines.vad
-        if vad is None and self._vd:
-            raise TaskError(
-                Status.SERVER_ERROR, Status.SERVER_ERROR.text.format("No VAD engine configured!")
-            )
-        if vad is not None:
+        vad = self._engines(need_vad=self._vd)
+        if vad is None:
+            # Without a VAD the whole audio is the sentence: partials from its first sample.
+            self._cadence = PartialCadence(self.ctx.limits, self.ctx.runner, pre_roll_ms=0)
+            self._cadence.begin(0)
+        else:
             config = SegmenterConfig(
                 max_sentence_silence_ms=SPECULATIVE_PAUSE_MS,
                 pause_ms=PAUSE_MS,
@@ -157,20 +104,17 @@ class Recognizer(TaskHandler):
                 if self._vd
                 else None,
             )
-            stream = await self.ctx.runner.run(vad.create_stream)
-            self._segmenter = Segmenter(
-                stream, config=config, sample_rate=vad.sample_rate, frame_samples=vad.frame_samples
-            )
+            self._segmenter = await self._segmenter_for(vad, config, retain=True)
+            self._audio = self._segmenter.audio
         await self.ctx.send_event("RecognitionStarted")
 
     async def on_audio(self, data: bytes) -> None:
         """Decode and segment one frame; may send a partial or (with VAD) complete."""
-        if self.done or self._finished:
+        if self.done or self._finished or self._failed:
             return  # §4: audio after the server-side end is not recognised
-        samples, events = await self._run_ingest(data, last=False)
-        self._buffer.append(samples)
+        events = await self._run_ingest(data, last=False)
         limit = self.ctx.limits.max_recognition_ms
-        if self._buffer.size > limit * RATE // 1000:
+        if self._audio.end > limit * RATE // 1000:
             # 41010104 TOO_LONG_SPEECH: one-sentence audio over 60 s (§2.5)
             raise TaskError(
                 Status.TOO_LONG_SPEECH,
@@ -184,12 +128,10 @@ class Recognizer(TaskHandler):
 
     async def on_stop(self) -> None:
         """Flush the decoder and the VAD, then send ``RecognitionCompleted``."""
-        if self.done or self._finished:
+        if self.done or self._finished or self._failed:
             return
-        if self._partial is not None:
-            self._partial.cancel()  # the final has priority; its text would be dropped
-        samples, events = await self._run_ingest(b"", last=True)
-        self._buffer.append(samples)
+        self._drop_partials()  # the final has priority; their text would be dropped
+        events = await self._run_ingest(b"", last=True)
         if await self._handle(events):
             return
         await self._complete()
@@ -197,36 +139,26 @@ class Recognizer(TaskHandler):
     async def close(self) -> None:
         """Stop waiting for partials and speculative decodes."""
         self._finished = True
-        final = None if self._final is None else self._final[1]
-        tasks = [t for t in (self._partial, final) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+        final = None if self._final_task is None else self._final_task[1]
+        self._final_task = None
+        if final is not None:
+            final.cancel()
             with contextlib.suppress(BaseException):
-                await task
-        self._final = None
+                await final
+        await super().close()
 
     # ------------------------------------------------------------------ internals
 
-    async def _run_ingest(
-        self, data: bytes, *, last: bool
-    ) -> tuple[Float32Array, list[SegmenterEvent]]:
-        try:
-            return await self.ctx.runner.run(self._ingest, data, last)
-        except AudioFormatError as exc:
-            # 40000009 bad WAV/Ogg header, 40270003 undecodable (§9)
-            raise params.audio_error(exc) from exc
-
-    def _ingest(self, data: bytes, last: bool) -> tuple[Float32Array, list[SegmenterEvent]]:
+    def _ingest(self, data: bytes, last: bool) -> list[SegmenterEvent]:
         """Executor side: decode one frame and run the VAD over it (R10)."""
         samples = self._decoder.finish() if last else self._decoder.feed(data)
-        events: list[SegmenterEvent] = []
-        if self._segmenter is not None:
-            if samples.size:
-                events += self._segmenter.accept_waveform(samples)
-            if last:
-                events += self._segmenter.flush()
-        return samples, events
+        if self._segmenter is None:
+            self._audio.append(samples)
+            return []
+        events = self._segmenter.accept_waveform(samples) if samples.size else []
+        if last:
+            events += self._segmenter.flush()
+        return events
 
     async def _handle(self, events: list[SegmenterEvent]) -> bool:
         """Apply segmenter events; True if the task completed by itself."""
@@ -236,6 +168,7 @@ class Recognizer(TaskHandler):
                 begin = event.begin_ms * RATE // 1000
                 if self._speech is None:
                     self._speech = _Span(begin, -1)
+                    self._cadence.begin(begin)
                 else:
                     self._speech.end = self._speech.speech_end = -1
             elif isinstance(event, PauseStarted) and self._speech is not None:
@@ -265,87 +198,68 @@ class Recognizer(TaskHandler):
 
     def _final_span(self) -> tuple[int, int, int] | None:
         """``(begin, end, speech end)`` of the final result's audio, or None for silence."""
+        size = self._audio.end
         if self._segmenter is None:
-            size = self._buffer.size
             return (0, size, size) if size else None
         if self._speech is None:
             return None  # silence only: the result is "" (not an error)
         if self._speech.end < 0:
-            size = self._buffer.size
             return self._speech.begin, size, size
         return self._speech.begin, self._speech.end, self._speech.speech_end
 
     def _decode(self, begin: int, end: int, speech_end: int) -> asyncio.Task[AsrResult]:
         """The final decode of ``begin…end``, reused while the speech end is the same."""
         key = (begin, speech_end)
-        if self._final is not None and self._final[0] == key and not self._final[1].cancelled():
-            return self._final[1]
-        audio = self._buffer.view(begin, end)
+        final = self._final_task
+        if final is not None and final[0] == key and not final[1].cancelled():
+            return final[1]
         self._drop_final()
-        task = asyncio.ensure_future(self._final_decode(audio))
+        task = asyncio.ensure_future(self._final(self._audio.view(begin, end)))
         task.add_done_callback(_retrieve)
-        self._final = (key, task)
+        self._final_task = (key, task)
         return task
-
-    async def _final_decode(self, audio: Float32Array) -> AsrResult:
-        options = params.asr_options(self._cmd, self.ctx.project, final=True)
-        return await self.ctx.runner.transcribe(self._asr, audio, options)
 
     def _drop_final(self) -> None:
         """Speech resumed: the speculative decode is stale. Cancelling it frees its place in
-        the runner's queue; one the engine already runs finishes unused."""
-        if self._final is not None:
-            self._final[1].cancel()
-            self._final = None
+        the scheduler's queue; one the engine already runs finishes unused."""
+        if self._final_task is not None:
+            self._final_task[1].cancel()
+            self._final_task = None
 
     def _maybe_partial(self) -> None:
-        """Start a partial decode if enabled, idle and enough new audio has arrived."""
-        if not self._cmd.enable_intermediate_result or self._partial is not None:
+        """Ask for a partial if enabled, in speech and one is due."""
+        if not self._cmd.enable_intermediate_result:
             return
         if self._segmenter is not None and (
             self._speech is None or self._speech.end >= 0 or self._paused
         ):
             return  # no speech yet, or paused: nothing new to say
-        begin = 0 if self._speech is None else self._speech.begin
-        end = self._buffer.size
-        if self._partial_end <= begin and self._segmenter is not None:
-            # The first partial: as soon as there is enough speech to say something.
-            if end - begin < (PRE_ROLL_MS + FIRST_PARTIAL_MS) * RATE // 1000:
-                return
-        elif end - max(self._partial_end, begin) < PARTIAL_STEP_MS * RATE // 1000:
+        end = self._audio.end
+        if not self._cadence.due(end):
             return
-        self._partial_end = end
-        self._partial = asyncio.ensure_future(self._send_partial(begin, end))
+        self._cadence.sent(end)
+        begin = 0 if self._speech is None else self._speech.begin
+        duration = end * 1000 // RATE
 
-    async def _send_partial(self, begin: int, end: int) -> None:
-        try:
-            audio = self._buffer.view(begin, end)
-            options = params.asr_options(self._cmd, self.ctx.project, final=False)
-            result = await self.ctx.runner.transcribe(self._asr, audio, options)
-            if result.text and result.text != self._last_partial and not self._finished:
+        async def deliver(result: AsrResult) -> None:
+            if result.text != self._last_partial and not self._finished:
                 self._last_partial = result.text
                 # §4.3: {result, duration}: duration is the audio processed so far (ms)
                 await self.ctx.send_event(
-                    "RecognitionResultChanged",
-                    {"result": result.text, "duration": end * 1000 // RATE},
+                    "RecognitionResultChanged", {"result": result.text, "duration": duration}
                 )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            logger.exception("! partial decode failed")
-            self._finished = True
-            await self.ctx.fail(Status.SERVER_ERROR, Status.SERVER_ERROR.text.format(exc))
-        finally:
-            self._partial = None
+
+        self._partial(self._audio.view(begin, end), deliver)
 
     async def _complete(self) -> None:
         """Send ``RecognitionCompleted`` with the final result and finish the task."""
         self._finished = True  # no partial may follow the final result
+        self._drop_partials()
         span = self._final_span()
         text = ""
         if span is not None:
             text = (await self._decode(*span)).text
-        duration = self._buffer.size * 1000 // RATE
+        duration = self._audio.end * 1000 // RATE
         await self.ctx.send_event("RecognitionCompleted", {"result": text, "duration": duration})
         self.done = True
 
