@@ -153,7 +153,8 @@ async def density(url: str, streams: list[int]) -> list[dict[str, Any]]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     engines = await asyncio.to_thread(load_engines, ServerConfig(engines="real"))
-    config = ServerConfig(host="127.0.0.1", port=0, max_concurrent_tasks=64)
+    # Density is measured past the default stream budget, so admission must not refuse.
+    config = ServerConfig(host="127.0.0.1", port=0, max_concurrent_tasks=64, max_live_streams=64)
     async with serve(config, engines=engines) as gw:
         await gw.wait_ready()
         one = await one_sentence(gw.url, args.runs)

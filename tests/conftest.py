@@ -89,6 +89,10 @@ async def gateway() -> AsyncIterator[GatewayFactory]:
                 tokens=frozenset(token or ()),
                 access_keys=dict(access_keys or {}),
             )
+        if engines != "real":
+            # The derived stream budget measures the real engines; scripted ones cost
+            # nothing, so only max_concurrent_tasks limits them unless a test asks.
+            config.setdefault("max_live_streams", config.get("max_concurrent_tasks", 64))
         config.setdefault("host", "127.0.0.1")
         config.setdefault("port", 0)
         gw = serve(ServerConfig(**config), engines=loaded, handlers=handlers)

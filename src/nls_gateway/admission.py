@@ -42,9 +42,11 @@ __all__ = [
     "derive_live_streams",
 ]
 
-STREAMS_PER_CORE = 2
-"""Live 1×-paced zh streams (partials on) one core serves within the latency targets, as
-``benchmarks/capacity.py`` measured on the 2-core reference box (BENCHMARKS.md)."""
+STREAMS_PER_CORE = 1
+"""Live 1×-paced zh streams (partials on) one core serves, as ``benchmarks/capacity.py``
+measured on the 2-core reference box (BENCHMARKS.md, Whisper base): at 2 streams per box
+their finals come ~1.3 s after Stop, at 4 ~2 s (bounded, but twice the 1 s target), so
+the default keeps latency and an operator who prefers throughput raises the budget."""
 TTS_STREAM_COST = 2
 """A synthesis task runs the TTS engine flat out (Kokoro RTF ≈ 0.5–0.75 on 2 cores), about
 what two live recognition streams take from the cores."""

@@ -118,7 +118,7 @@ class ServerConfig:
     max_waiting_engine_calls: int = 4096
     """Engine calls waiting for a turn; one more fails its task at once (50000000), so a
     burst never becomes an unbounded backlog."""
-    batch_window_ms: float = 5.0
+    batch_window_ms: float = 40.0
     """ASR micro-batching: collect concurrent segments this long, then decode them at once."""
     max_batch: int = 8
     decode_lanes: int = 1

@@ -9,6 +9,10 @@ for a final; a partial is only a preview that the next partial or the final repl
 * a stream has at most one queued partial: a newer partial (newer audio) or a final of
   the same stream supersedes it, and a superseded partial resolves to ``None`` without
   being decoded (work never queues behind work it makes stale);
+* partials get at most ``partial_share`` of the engine's time: after a partial batch that
+  took *d* seconds the lane rests *d* × (1 / share − 1) before the next partial batch
+  (a final starts at once), and a partial batch holds at most ``max_partial_batch``
+  segments, so a final that arrives while partials run waits for a short call only;
 * decodes run in ``lanes`` model calls at once (default 1: CTranslate2 already spreads one
   call over every core, and two calls at once only split the cores between them, while a
   free executor thread keeps audio ingest and TTS moving); what is queued when a lane
@@ -68,7 +72,9 @@ class DecodeScheduler:
     Args:
         call: runs one engine call off the loop (``EngineRunner._call``).
         lanes: model calls at once.
-        max_batch: segments per ``transcribe_batch`` call.
+        max_batch: segments per ``transcribe_batch`` call of finals.
+        max_partial_batch: segments per call of partials.
+        partial_share: the most of the lane's time partials may take (0 < share ≤ 1).
         batch_window_ms: when every lane is idle, how long the first segment waits for
             others that arrive at the same moment.
         final_deadline_s: a final queued longer than this fails (None: never).
@@ -81,15 +87,23 @@ class DecodeScheduler:
         *,
         lanes: int = 1,
         max_batch: int = 8,
+        max_partial_batch: int = 2,
+        partial_share: float = 0.5,
         batch_window_ms: float = 5.0,
         final_deadline_s: float | None = 3.0,
         metrics: GatewayMetrics | None = None,
     ) -> None:
-        if lanes < 1 or max_batch < 1:
-            raise ValueError("lanes and max_batch must be at least 1")
+        if lanes < 1 or max_batch < 1 or max_partial_batch < 1:
+            raise ValueError("lanes and batch sizes must be at least 1")
+        if not 0 < partial_share <= 1:
+            raise ValueError("partial_share must be within (0, 1]")
         self._call = call
         self._lanes = lanes
         self._max_batch = max_batch
+        self._max_partial_batch = max_partial_batch
+        self._rest_factor = 1.0 / partial_share - 1.0
+        self._partials_after = 0.0  # loop time before which no partial batch starts
+        self._rest: asyncio.TimerHandle | None = None
         self._window_s = batch_window_ms / 1000.0
         self._deadline = final_deadline_s
         self._metrics = metrics
@@ -108,7 +122,7 @@ class DecodeScheduler:
     @property
     def partial_backlog(self) -> float:
         """Queued partials per batch: 0 when partials go at once, 1 when a batch is waiting."""
-        return len(self._partials) / self._max_batch
+        return len(self._partials) / self._max_partial_batch
 
     async def decode(
         self, asr: AsrEngine, audio: Float32Array, options: AsrOptions, *, stream: Hashable
@@ -141,8 +155,9 @@ class DecodeScheduler:
     def close(self) -> None:
         """Fail everything queued; batches already running finish in their threads."""
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
+        for timer in (self._timer, self._rest):
+            if timer is not None:
+                timer.cancel()
         for request in [*self._finals, *self._partials.values()]:
             if not request.future.done():
                 request.future.set_exception(EngineError("gateway is shutting down"))
@@ -169,7 +184,10 @@ class DecodeScheduler:
         if self._busy >= self._lanes:
             return
         if self._timer is not None:
-            if len(self._finals) + len(self._partials) < self._max_batch:
+            full = len(self._finals) >= self._max_batch or (
+                len(self._partials) >= self._max_partial_batch
+            )
+            if not full:
                 return
             self._timer.cancel()  # a full batch need not wait for company
             self._dispatch()
@@ -206,21 +224,37 @@ class DecodeScheduler:
             else:
                 break
         if self._finals:
-            return self._pick(self._finals, lambda r: self._finals.remove(r))
+            return self._pick(self._finals, lambda r: self._finals.remove(r), self._max_batch)
         for stream, request in list(self._partials.items()):
             if self._deadline is not None and now - request.queued > self._deadline:
                 del self._partials[stream]
                 request.future.set_result(None)  # too old to be worth showing
                 self._count("expired")
-        return self._pick(list(self._partials.values()), lambda r: self._partials.pop(r.stream))
+        if not self._partials:
+            return []
+        if now < self._partials_after:
+            # Partials rest so that a final finds the lane free; wake up when they may go.
+            if self._rest is None:
+                self._rest = asyncio.get_running_loop().call_at(self._partials_after, self._wake)
+            return []
+        return self._pick(
+            list(self._partials.values()),
+            lambda r: self._partials.pop(r.stream),
+            self._max_partial_batch,
+        )
+
+    def _wake(self) -> None:
+        self._rest = None
+        if not self._closed:
+            self._dispatch()
 
     def _pick(
-        self, queue: Sequence[_Request], remove: Callable[[_Request], object]
+        self, queue: Sequence[_Request], remove: Callable[[_Request], object], size: int
     ) -> list[_Request]:
         if not queue:
             return []
         asr = queue[0].asr  # one model call serves one engine
-        batch = [r for r in queue if r.asr is asr and not r.future.done()][: self._max_batch]
+        batch = [r for r in queue if r.asr is asr and not r.future.done()][:size]
         for request in batch:
             remove(request)
         return batch
@@ -277,7 +311,11 @@ class DecodeScheduler:
         except BaseException as exc:
             _fail(live, EngineError(str(exc)))
             raise
-        self._observe_decode(kind, live, time.perf_counter() - started)
+        spent = time.perf_counter() - started
+        if kind == "partial":
+            loop_now = asyncio.get_running_loop().time()
+            self._partials_after = loop_now + spent * self._rest_factor
+        self._observe_decode(kind, live, spent)
         for request, result in zip(live, results, strict=True):
             if not request.future.done():
                 request.future.set_result(result)

@@ -246,6 +246,11 @@ class Segmenter:
         return self._ms(self.audio.end)
 
     @property
+    def speech_end(self) -> int | None:
+        """Stream sample where the last speech frame ended (None before any speech)."""
+        return self._last_speech_end
+
+    @property
     def sentence_begin_ms(self) -> int | None:
         """Begin of the open sentence, or None."""
         return self._ms(self._begin) if self.in_speech else None

@@ -249,6 +249,9 @@ class GatewayProcess:
     """
 
     def __init__(self, timeout: float = 30.0, **options: Any) -> None:
+        # The derived stream budget measures the real engines; scripted ones cost nothing,
+        # so only max_concurrent_tasks limits them unless a test asks otherwise.
+        options.setdefault("max_live_streams", options.get("max_concurrent_tasks", 64))
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _CHILD, json.dumps(options)],
             stdout=subprocess.DEVNULL,

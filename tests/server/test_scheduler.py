@@ -185,3 +185,17 @@ async def test_partial_backlog_counts_queued_partials(pool, metrics) -> None:
     scheduler.close()
     with pytest.raises(EngineError, match="shutting down"):
         await scheduler.decode(asr, audio(9), FINAL, stream="late")
+
+
+async def test_partials_leave_the_lane_free_for_finals(pool, metrics) -> None:
+    asr, scheduler = GatedAsr(), make(pool, metrics, partial_share=0.5)
+    first = asyncio.create_task(scheduler.decode(asr, audio(1), PARTIAL, stream=1))
+    await asyncio.sleep(0.2)  # the partial batch takes ≥ 0.2 s: partials then rest as long
+    asr.gate.set()
+    await first
+    second = asyncio.create_task(scheduler.decode(asr, audio(2), PARTIAL, stream=2))
+    final = asyncio.create_task(scheduler.decode(asr, audio(3), FINAL, stream=3))
+    assert (await final).text == "final3"  # a final does not rest
+    assert not second.done() and scheduler.queued == (0, 1)
+    assert (await asyncio.wait_for(second, 2)).text == "partial2"
+    assert asr.calls == [[("partial", 1)], [("final", 3)], [("partial", 2)]]

@@ -89,7 +89,7 @@ def add_limit_args(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="engine budget in live recognition streams (a synthesis task counts 2); a Start "
-        "beyond it gets TaskFailed 40000005 at once (default 0 = 2 per CPU core, measured)",
+        "beyond it gets TaskFailed 40000005 at once (default 0 = 1 per CPU core, measured)",
     )
     group.add_argument(
         "--max-concurrent-tasks",

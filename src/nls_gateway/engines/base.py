@@ -66,6 +66,8 @@ class AsrOptions:
     """Engine-specific model to decode with instead of the default for ``language`` (the
     appkey's ``asr_model``; for Whisper a local CTranslate2 model directory). None: the
     engine's default."""
+    words: bool = True
+    """Word times are wanted (``enable_words``); engines may skip aligning them if not."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -360,7 +360,13 @@ class WhisperEngine:
         encoded = model.ct2.encode(self._ct2.StorageView.from_array(batch))
         max_tokens = 448 - max(len(job.prompt) for job in jobs)
         # Speech carries at most ~10 tokens/s; a longer output is a repetition loop.
-        limit = min(max_tokens, int(12 * _longest_seconds(jobs)) + 16)
+        # (CTranslate2 counts the prompt after <|startofprev|> into max_length.)
+        seconds = _longest_seconds(jobs)
+        limit = min(max_tokens, int(12 * seconds) + 16)
+        if not jobs[0].options.final:
+            # A greedy partial of audio cut mid-sentence loops most: ≤ 8 new tokens/s.
+            prompt = max(len(job.prompt) for job in jobs)
+            limit = min(limit, prompt + int(8 * seconds) + 4)
         outputs = model.ct2.generate(
             encoded,
             [job.prompt for job in jobs],
@@ -395,7 +401,7 @@ class WhisperEngine:
             itn=opts.inverse_text_normalization,
         )
         words: tuple[Word, ...] = ()
-        if opts.final and self._word_timestamps and final:
+        if opts.final and opts.words and self._word_timestamps and final:
             words = self._align(model, job, tokens, encoded, batch_index, frames)
         confidence = max(0.0, min(1.0, math.exp(avg_logprob)))
         return AsrResult(final, words, round(confidence, 3), job.language)
@@ -414,7 +420,9 @@ class WhisperEngine:
         if bare in prompt.replace(" ", ""):
             return False  # Whisper echoing its prompt on unrecognisable audio
         if no_speech > 0.3 or avg_logprob < -0.8:
-            return self._vad_confirms(job.audio)
+            # A partial is of audio the task's VAD already calls speech, often cut mid-word
+            # (hence unsure): a second VAD pass over it would cost more than the preview.
+            return not job.options.final or self._vad_confirms(job.audio)
         return True
 
     def _vad_confirms(self, audio: Float32Array) -> bool:

@@ -10,7 +10,10 @@ Partial cadence: the first partial of a sentence after ``Limits.first_partial_ms
 then one per ``Limits.partial_interval_ms`` of new audio. While the engine is behind
 (``Runner.partial_backlog``: queued partials per batch) or a partial took longer than the
 interval to come back, the next one waits correspondingly longer, so a loaded gateway
-spends its cores on finals and sends fewer, not later, partials. A partial still queued
+spends its cores on finals and sends fewer, not later, partials. No partial is asked for
+while the VAD hears no new speech since the last one, nor once the speaker has been quiet
+for ``QUIET_MS``: there is nothing new to say, and the sentence's final may be about to
+need the engine. A partial still queued
 when the next is due is replaced by it in the scheduler (never decoded), and every
 partial result older than one already sent is dropped.
 
@@ -43,6 +46,9 @@ logger = logging.getLogger(__name__)
 RATE = 16000
 """Every engine here is fed 16 kHz float32 (§10.1: 8 kHz input is resampled)."""
 
+QUIET_MS = 100
+"""Trailing silence after which a stream asks for no more partials until speech resumes."""
+
 _Start = TypeVar("_Start", StartRecognition, StartTranscription)
 _Ingested = TypeVar("_Ingested")
 
@@ -60,7 +66,9 @@ class PartialCadence:
         self._first = (pre_roll_ms + limits.first_partial_ms) * RATE // 1000
         self._interval = limits.partial_interval_ms * RATE // 1000
         self._runner = runner
+        self._quiet = QUIET_MS * RATE // 1000
         self._next: int | None = None
+        self._last = -1  # where the last requested partial's audio ended
         self._latency = 0  # the last partial's round trip, in samples of audio time
 
     def begin(self, sentence_begin: int) -> None:
@@ -71,12 +79,18 @@ class PartialCadence:
         """The sentence ended (or paused): nothing is due until the next ``begin``."""
         self._next = None
 
-    def due(self, position: int) -> bool:
-        """True when a partial of the audio up to ``position`` should be decoded now."""
-        return self._next is not None and position >= self._next
+    def due(self, position: int, speech_end: int | None = None) -> bool:
+        """True when a partial of the audio up to ``position`` should be decoded now;
+        ``speech_end`` is where the VAD last heard speech (None: no VAD)."""
+        if self._next is None or position < self._next:
+            return False
+        if speech_end is None:
+            return True
+        return speech_end > self._last and position - speech_end < self._quiet
 
     def sent(self, position: int) -> None:
         """A partial of the audio up to ``position`` was requested."""
+        self._last = position
         stretch = 1.0 + self._runner.partial_backlog
         self._next = position + max(int(self._interval * stretch), self._latency)
 

@@ -135,6 +135,8 @@ def asr_options(
         final=final,
         hotwords=hotwords(command, project),
         model=project.asr_model,
+        # Only SpeechTranscriber results carry word times (§5.4), and only when asked.
+        words=bool(getattr(command, "enable_words", False)),
     )
 
 

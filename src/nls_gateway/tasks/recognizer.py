@@ -235,7 +235,8 @@ class Recognizer(AsrTask[StartRecognition, list[SegmenterEvent]]):
         ):
             return  # no speech yet, or paused: nothing new to say
         end = self._audio.end
-        if not self._cadence.due(end):
+        speech_end = None if self._segmenter is None else self._segmenter.speech_end
+        if not self._cadence.due(end, speech_end):
             return
         self._cadence.sent(end)
         begin = 0 if self._speech is None else self._speech.begin

@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SENTENCE_SILENCE = 800
 """§5.1 default ``max_sentence_silence``."""
-SPECULATIVE_PAUSE_MS = 250
+SPECULATIVE_PAUSE_MS = 200
 """A pause this long starts the sentence's final decode (at least the segmenter's post-roll,
 so the audio is the same as the sentence's if it ends there)."""
 
@@ -239,7 +239,7 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
         if not self._cmd.enable_intermediate_result or self._paused:
             return
         begin = seg.sentence_begin_ms
-        if begin is None or not self._cadence.due(seg.audio.end):
+        if begin is None or not self._cadence.due(seg.audio.end, seg.speech_end):
             return
         self._cadence.sent(seg.audio.end)
         index, audio = self._index, seg.current_audio()
