@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 BUSY = "Instance pool exhausted!"
 """The cloud's text for an overloaded engine pool (50000000, protocol.md §9)."""
 
+_ACTIVE_S = 1.0
+"""A stream that asked for a decode this recently counts as live for batching."""
+
 EngineCall = Callable[..., Awaitable[Any]]
 """``call(op, fn, *args)``: run ``fn(*args)`` on the engine executor (the runner's)."""
 
@@ -75,8 +78,8 @@ class DecodeScheduler:
         max_batch: segments per ``transcribe_batch`` call of finals.
         max_partial_batch: segments per call of partials.
         partial_share: the most of the lane's time partials may take (0 < share ≤ 1).
-        batch_window_ms: when every lane is idle, how long the first segment waits for
-            others that arrive at the same moment.
+        batch_window_ms: when every lane is idle and other streams asked for decodes
+            lately, how long the first segment waits for theirs (alone it goes at once).
         final_deadline_s: a final queued longer than this fails (None: never).
         metrics: queue depth, wait and decode time, real-time factor.
     """
@@ -110,7 +113,8 @@ class DecodeScheduler:
         self._finals: deque[_Request] = deque()
         self._partials: dict[Hashable, _Request] = {}  # insertion order = oldest first
         self._busy = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self._seen: dict[Hashable, float] = {}  # stream → loop time of its last request
+        self._timer: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -139,6 +143,7 @@ class DecodeScheduler:
         loop = asyncio.get_running_loop()
         request = _Request(asr, audio, options, stream, loop.create_future(), loop.time())
         self._supersede(stream)  # a newer partial, or the final, makes the queued one stale
+        self._seen[stream] = request.queued
         if options.final:
             self._finals.append(request)
         else:
@@ -180,7 +185,8 @@ class DecodeScheduler:
         self._observe_depth()
 
     def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Work arrived: start a batch now if a lane is busy finishing, else after the window."""
+        """Work arrived: start a batch when a lane is free: after the window while other
+        streams are live, else once this loop iteration's requests are in."""
         if self._busy >= self._lanes:
             return
         if self._timer is not None:
@@ -191,10 +197,18 @@ class DecodeScheduler:
                 return
             self._timer.cancel()  # a full batch need not wait for company
             self._dispatch()
-        elif self._window_s > 0 and self._busy == 0:
+        elif self._window_s > 0 and self._busy == 0 and self._others_active(loop.time()):
             self._timer = loop.call_later(self._window_s, self._dispatch)
         else:
-            self._dispatch()
+            self._timer = loop.call_soon(self._dispatch)
+
+    def _others_active(self, now: float) -> bool:
+        """True when more than one stream asked for a decode in the last second (only
+        then is a batch partner likely to arrive within the window)."""
+        for stream, last in list(self._seen.items()):
+            if now - last > _ACTIVE_S:
+                del self._seen[stream]
+        return len(self._seen) > 1
 
     def _dispatch(self) -> None:
         self._timer = None
