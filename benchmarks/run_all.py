@@ -4,6 +4,9 @@ Benchmarks (each also runs on its own; see BENCHMARKS.md):
 
 * ``asr_accuracy``     — CER/WER of the ASR engine on ../shared/eval (real models);
 * ``asr_latency``      — one-sentence latency and transcriber density through the gateway;
+* ``capacity``         — a flood of N live streams on a default ``nls serve``: admitted,
+  refused, latency of the admitted ones (the serving acceptance benchmark);
+* ``decode_cost``      — the ASR engine's decode time by kind, length and batch size;
 * ``tts``              — TTS first-audio latency, RTF and Whisper round trip (real models);
 * ``gateway_protocol`` — handshakes/s, starts/s, open sessions (scripted engines);
 * ``sdk_scale``        — our SDK vs the official SDK 1.0.2 at N concurrent sessions;
@@ -41,6 +44,8 @@ def plan(quick: bool) -> dict[str, list[str]]:
     return {
         "asr_accuracy": [],
         "asr_latency": ["--runs", "2", "--streams", "1"] if quick else [],
+        "capacity": ["--streams", "1,8,32"] if quick else [],
+        "decode_cost": ["--runs", "1"] if quick else [],
         "tts": ["--runs", "2"] if quick else [],
         "gateway_protocol": (
             ["--handshakes", "500", "--starts", "1000", "--open", "300"] if quick else []
