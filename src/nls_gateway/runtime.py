@@ -97,6 +97,7 @@ class EngineRunner:
             batch_window_ms=batch_window_ms,
             final_deadline_s=final_deadline_s,
             metrics=metrics,
+            live_tasks=None if admission is None else lambda: admission.active,
         )
 
     @property

@@ -48,9 +48,6 @@ logger = logging.getLogger(__name__)
 BUSY = "Instance pool exhausted!"
 """The cloud's text for an overloaded engine pool (50000000, protocol.md §9)."""
 
-_ACTIVE_S = 1.0
-"""A stream that asked for a decode this recently counts as live for batching."""
-
 EngineCall = Callable[..., Awaitable[Any]]
 """``call(op, fn, *args)``: run ``fn(*args)`` on the engine executor (the runner's)."""
 
@@ -78,8 +75,9 @@ class DecodeScheduler:
         max_batch: segments per ``transcribe_batch`` call of finals.
         max_partial_batch: segments per call of partials.
         partial_share: the most of the lane's time partials may take (0 < share ≤ 1).
-        batch_window_ms: when every lane is idle and other streams asked for decodes
-            lately, how long the first segment waits for theirs (alone it goes at once).
+        batch_window_ms: when every lane is idle and other tasks are live, how long the
+            first segment waits for theirs (alone it goes at once).
+        live_tasks: how many tasks are live (``Admission.active``); None: always wait.
         final_deadline_s: a final queued longer than this fails (None: never).
         metrics: queue depth, wait and decode time, real-time factor.
     """
@@ -95,6 +93,7 @@ class DecodeScheduler:
         batch_window_ms: float = 5.0,
         final_deadline_s: float | None = 3.0,
         metrics: GatewayMetrics | None = None,
+        live_tasks: Callable[[], int] | None = None,
     ) -> None:
         if lanes < 1 or max_batch < 1 or max_partial_batch < 1:
             raise ValueError("lanes and batch sizes must be at least 1")
@@ -113,7 +112,7 @@ class DecodeScheduler:
         self._finals: deque[_Request] = deque()
         self._partials: dict[Hashable, _Request] = {}  # insertion order = oldest first
         self._busy = 0
-        self._seen: dict[Hashable, float] = {}  # stream → loop time of its last request
+        self._live_tasks = live_tasks
         self._timer: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -143,7 +142,6 @@ class DecodeScheduler:
         loop = asyncio.get_running_loop()
         request = _Request(asr, audio, options, stream, loop.create_future(), loop.time())
         self._supersede(stream)  # a newer partial, or the final, makes the queued one stale
-        self._seen[stream] = request.queued
         if options.final:
             self._finals.append(request)
         else:
@@ -197,18 +195,14 @@ class DecodeScheduler:
                 return
             self._timer.cancel()  # a full batch need not wait for company
             self._dispatch()
-        elif self._window_s > 0 and self._busy == 0 and self._others_active(loop.time()):
+        elif self._window_s > 0 and self._busy == 0 and self._others_live():
             self._timer = loop.call_later(self._window_s, self._dispatch)
         else:
             self._timer = loop.call_soon(self._dispatch)
 
-    def _others_active(self, now: float) -> bool:
-        """True when more than one stream asked for a decode in the last second (only
-        then is a batch partner likely to arrive within the window)."""
-        for stream, last in list(self._seen.items()):
-            if now - last > _ACTIVE_S:
-                del self._seen[stream]
-        return len(self._seen) > 1
+    def _others_live(self) -> bool:
+        """True when another task is live: only then may a batch partner arrive."""
+        return self._live_tasks is None or self._live_tasks() > 1
 
     def _dispatch(self) -> None:
         self._timer = None
