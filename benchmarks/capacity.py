@@ -58,7 +58,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, cpu_seconds, summary_ms, write_json  # noqa: E402
+from common import ROOT, Poller, cpu_seconds, summary_ms, write_json  # noqa: E402
 
 from nls import NlsSpeechTranscriber  # noqa: E402
 
@@ -356,34 +356,22 @@ def _value(lines: list[str], name: str) -> float | None:
     return None
 
 
-class PeakMetrics:
+class PeakMetrics(Poller):
     """Polls /metrics every ``interval`` s and keeps each gauge line's maximum."""
 
     def __init__(self, http: str, interval: float = 0.5) -> None:
+        super().__init__(interval)
         self.http = http
-        self.interval = interval
         self.peaks: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> PeakMetrics:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for line in scrape(self.http) or []:
-                if line.startswith(PEAK_GAUGES):
-                    key, _, value = line.rpartition(" ")
-                    try:
-                        self.peaks[key] = max(self.peaks.get(key, -math.inf), float(value))
-                    except ValueError:
-                        pass
-            self._stop.wait(self.interval)
+    def sample(self) -> None:
+        for line in scrape(self.http) or []:
+            if line.startswith(PEAK_GAUGES):
+                key, _, value = line.rpartition(" ")
+                try:
+                    self.peaks[key] = max(self.peaks.get(key, -math.inf), float(value))
+                except ValueError:
+                    pass
 
 
 def wait_idle(http: str, limit: float = 120.0) -> float:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -108,18 +108,15 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return sum(cpu_times(pid))
 
 
-class PeakSampler:
-    """Samples another process's threads and RSS every ``interval`` s from outside it."""
+class Poller:
+    """A background thread calling :meth:`sample` every ``interval`` s while in ``with``."""
 
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.pid = pid
+    def __init__(self, interval: float) -> None:
         self.interval = interval
-        self.peak_threads = 0
-        self.peak_rss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> PeakSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -127,9 +124,25 @@ class PeakSampler:
         self._stop.set()
         self._thread.join()
 
+    def sample(self) -> None:
+        raise NotImplementedError
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            status = proc_status(self.pid)
-            self.peak_threads = max(self.peak_threads, status["threads"])
-            self.peak_rss = max(self.peak_rss, status["rss"])
+            self.sample()
             self._stop.wait(self.interval)
+
+
+class PeakSampler(Poller):
+    """Samples another process's threads and RSS every ``interval`` s from outside it."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        super().__init__(interval)
+        self.pid = pid
+        self.peak_threads = 0
+        self.peak_rss = 0
+
+    def sample(self) -> None:
+        status = proc_status(self.pid)
+        self.peak_threads = max(self.peak_threads, status["threads"])
+        self.peak_rss = max(self.peak_rss, status["rss"])

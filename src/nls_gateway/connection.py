@@ -49,6 +49,7 @@ from nls_gateway.tasks.base import (
     Runner,
     TaskError,
     TaskHandler,
+    server_error_text,
 )
 
 __all__ = ["Connection", "Shared"]
@@ -406,8 +407,7 @@ class Connection:
             await self.fail(exc.status, exc.status_text, outcome="failed")
         except EngineError as exc:
             logger.error("! %s task %s engine error: %s", self._peer, self.protocol.task_id, exc)
-            text = Status.SERVER_ERROR.text.format(str(exc) or "Server error!")
-            await self.fail(Status.SERVER_ERROR, text, outcome="server_error")
+            await self.fail(Status.SERVER_ERROR, server_error_text(exc), outcome="server_error")
         except Exception:
             logger.exception("! %s task %s handler failed", self._peer, self.protocol.task_id)
             await self.fail(Status.SERVER_ERROR, _SERVER_ERROR_TEXT, outcome="server_error")

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from nls_gateway.admission import Admission
+from nls_gateway.admission import Admission, AdmissionPolicy
 from nls_gateway.engines.base import AsrEngine, AsrOptions, AsrResult, Float32Array
 from nls_gateway.exception import EngineError
 from nls_gateway.metrics import GatewayMetrics
@@ -50,7 +50,8 @@ class EngineRunner:
     Args:
         threads: executor threads (default :func:`default_threads`).
         max_pending: generic calls handed to the executor at once; later ones wait.
-        admission: decides when too many calls wait (default: the policy's defaults).
+        admission: decides when too many calls wait and how many tasks are live
+            (default: a fresh one with the policy's defaults).
         timeout: seconds one call may take before its task fails (None: no limit).
         decode_lanes: ASR model calls at once (``DecodeScheduler``).
         batch_window_ms: how long the first segment of a batch waits for company.
@@ -77,7 +78,7 @@ class EngineRunner:
             max_workers=self.threads, thread_name_prefix="nls-engine"
         )
         self._slots = asyncio.Semaphore(max_pending)
-        self._admission = admission
+        self._admission = admission or Admission(AdmissionPolicy(), metrics or GatewayMetrics())
         self._waiting = 0
         self._pending = 0
         self._timeout = timeout
@@ -97,7 +98,7 @@ class EngineRunner:
             batch_window_ms=batch_window_ms,
             final_deadline_s=final_deadline_s,
             metrics=metrics,
-            live_tasks=None if admission is None else lambda: admission.active,
+            live_tasks=lambda: self._admission.active,
         )
 
     @property
@@ -133,8 +134,6 @@ class EngineRunner:
     ) -> AsrResult | None:
         """Decode one segment of ``stream`` through the scheduler (None: a superseded
         partial)."""
-        if self._closed:
-            raise EngineError("gateway is shutting down")
         return await self.scheduler.decode(asr, audio, options, stream=stream)
 
     def close(self) -> None:
@@ -152,8 +151,7 @@ class EngineRunner:
         if self._slots.locked():
             # All slots busy: wait in line, but only while the admission policy lets calls
             # wait and up to the call timeout; beyond that the task fails now (50000000, §9).
-            limit = self._admission
-            if limit is not None and limit.engine_call_refused(self._waiting):
+            if self._admission.engine_call_refused(self._waiting):
                 self._count_error("busy")
                 raise EngineError(BUSY)
             self._waiting += 1

@@ -13,9 +13,9 @@ interval to come back, the next one waits correspondingly longer, so a loaded ga
 spends its cores on finals and sends fewer, not later, partials. No partial is asked for
 while the VAD hears no new speech since the last one, nor once the speaker has been quiet
 for ``QUIET_MS``: there is nothing new to say, and the sentence's final may be about to
-need the engine. A partial still queued
-when the next is due is replaced by it in the scheduler (never decoded), and every
-partial result older than one already sent is dropped.
+need the engine. A partial still queued when the next is due is replaced by it in the
+scheduler (never decoded), and every partial result older than one already sent is
+dropped.
 
 It must not touch the socket or call an engine other than through ``ctx.runner``.
 """
@@ -37,7 +37,14 @@ from nls_gateway.engines.base import AsrEngine, AsrResult, Float32Array, VadEngi
 from nls_gateway.exception import EngineError
 from nls_gateway.segmenter import Segmenter, SegmenterConfig
 from nls_gateway.tasks import params
-from nls_gateway.tasks.base import Limits, Runner, TaskContext, TaskError, TaskHandler
+from nls_gateway.tasks.base import (
+    Limits,
+    Runner,
+    TaskContext,
+    TaskError,
+    TaskHandler,
+    server_error_text,
+)
 
 __all__ = ["RATE", "AsrTask", "PartialCadence"]
 
@@ -221,8 +228,7 @@ class AsrTask(TaskHandler, Generic[_Start, _Ingested]):
         if self._failed:
             return
         self._failed = True
-        text = str(exc) if isinstance(exc, EngineError) else "Server error!"
-        await self.ctx.fail(Status.SERVER_ERROR, Status.SERVER_ERROR.text.format(text))
+        await self.ctx.fail(Status.SERVER_ERROR, server_error_text(exc))
 
     def _drop_partials(self) -> None:
         """The final is being decoded: no partial may be decoded or shown any more."""

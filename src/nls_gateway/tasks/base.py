@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
 from nls.exception import InvalidParameter, NlsError
-from nls.protocol import Command
+from nls.protocol import Command, Status
 from nls_gateway.engines.base import (
     AsrEngine,
     AsrOptions,
@@ -27,6 +27,7 @@ from nls_gateway.engines.base import (
     TtsEngine,
     VadEngine,
 )
+from nls_gateway.exception import EngineError
 
 __all__ = [
     "Engines",
@@ -36,6 +37,7 @@ __all__ = [
     "TaskContext",
     "TaskError",
     "TaskHandler",
+    "server_error_text",
 ]
 
 _T = TypeVar("_T")
@@ -48,6 +50,13 @@ class TaskError(NlsError):
         super().__init__(status_text)
         self.status = status
         self.status_text = status_text
+
+
+def server_error_text(exc: BaseException) -> str:
+    """The 50000000 status text for ``exc``: an ``EngineError`` keeps its message (e.g. the
+    cloud's ``Instance pool exhausted!``, §9); anything else is ``Server error!``."""
+    message = str(exc) if isinstance(exc, EngineError) else ""
+    return Status.SERVER_ERROR.text.format(message or "Server error!")
 
 
 Language = Literal["zh", "en", "auto"]
