@@ -15,7 +15,8 @@ fi
 if [ -z "${NLS_EVAL_DIR:-}" ] && [ -d "$ROOT/../shared/eval" ]; then
   export NLS_EVAL_DIR="$(cd "$ROOT/../shared/eval" && pwd)"
 fi
-stamp=".venv/.installed-$(cat pyproject.toml scripts/env.sh tests/e2e/node/package-lock.json | sha256sum | cut -c1-16)"
+# The stamp covers every install step: a changed install script reinstalls too.
+stamp=".venv/.installed-$(cat pyproject.toml scripts/env.sh scripts/install-* tests/e2e/node/package-lock.json | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[dev]"
@@ -30,6 +31,8 @@ if [ ! -f "$stamp" ]; then
   # The official Node.js SDK, pinned by its lock file, for tests/e2e/test_official_node_sdk.py
   # (Node.js and npm from Debian when the machine has none).
   "$ROOT/scripts/install-node-sdk"
+  # nginx (Debian package, service not started) for tests/deploy/test_nginx.py.
+  "$ROOT/scripts/install-nginx"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
