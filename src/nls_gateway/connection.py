@@ -184,6 +184,8 @@ class Connection:
         reader = asyncio.create_task(self._read())
         watcher = asyncio.create_task(self._watch_idle())
         consumer = self._consumer = asyncio.create_task(self._consume())
+        if self.shared.admission.draining:
+            self.begin_drain()  # its handshake passed just before the drain began
         try:
             await asyncio.wait({reader, consumer}, return_when=asyncio.FIRST_COMPLETED)
             if not consumer.done():

@@ -1,12 +1,12 @@
 """The gateway's plain-HTTP routes, served on the WebSocket port.
 
 This module owns what a non-WebSocket request gets: ``GET /healthz`` (200 once the
-engines are loaded, 503 before), ``GET /metrics`` (Prometheus text), ``GET /voices``
-(JSON), the token service ``CreateToken`` (``GET``/``POST /`` and the C++ SDK's
-``/pop/2019-02-28/tokens``, protocol.md §11, §14 item 11), static files of the web console
-under ``GET /`` when ``nls_gateway/console/`` exists, and 404 for the rest. It also owns
-the tiny HTTP/1.1 request parser used for non-GET requests, which the ``websockets``
-handshake parser refuses.
+engines are loaded, 503 before and while the gateway drains for shutdown), ``GET
+/metrics`` (Prometheus text), ``GET /voices`` (JSON), the token service ``CreateToken``
+(``GET``/``POST /`` and the C++ SDK's ``/pop/2019-02-28/tokens``, protocol.md §11, §14
+item 11), static files of the web console under ``GET /`` when ``nls_gateway/console/``
+exists, and 404 for the rest. It also owns the tiny HTTP/1.1 request parser used for
+non-GET requests, which the ``websockets`` handshake parser refuses.
 
 It must not know about WebSocket frames or NLS tasks: it maps a parsed request to an
 :class:`HttpResponse` and nothing else.
@@ -159,6 +159,7 @@ class Routes:
         authenticator: answers CreateToken.
         metrics: rendered by ``/metrics``.
         ready: True once the engines are loaded (``/healthz``).
+        draining: True once shutdown began (``/healthz`` says 503 so balancers move on).
         tts: the TTS engine for ``/voices`` (None before loading or without TTS).
         console_dir: static files for ``GET /`` (the console); None → 404.
         clock: Unix time for CreateToken.
@@ -171,12 +172,14 @@ class Routes:
         metrics: GatewayMetrics,
         ready: Callable[[], bool],
         tts: Callable[[], TtsEngine | None],
+        draining: Callable[[], bool] = lambda: False,
         console_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._auth = authenticator
         self._metrics = metrics
         self._ready = ready
+        self._draining = draining
         self._tts = tts
         self._console = console_dir.resolve() if console_dir and console_dir.is_dir() else None
         self._clock = clock
@@ -199,6 +202,8 @@ class Routes:
                 405, b"Method not allowed.\n", headers=(("Allow", "GET, POST, OPTIONS"),)
             )
         if path == "/healthz":
+            if self._draining():
+                return "healthz", HttpResponse.text(503, "Server is shutting down.\n")
             if self._ready():
                 return "healthz", HttpResponse.text(200, "OK\n")
             return "healthz", HttpResponse.text(503, "Engines are loading.\n")

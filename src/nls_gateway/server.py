@@ -181,6 +181,7 @@ class Gateway:
             metrics=self.metrics,
             ready=self.is_ready,
             tts=lambda: self.shared.engines.tts if self.is_ready() else None,
+            draining=lambda: self.admission.draining,
             console_dir=console,
         )
 
@@ -271,7 +272,14 @@ class Gateway:
             await self.shutdown()
 
     async def shutdown(self, grace: float | None = None) -> None:
-        """Stop accepting, let running tasks finish, then fail the rest and close.
+        """Drain: refuse new work, let running tasks finish, then fail the rest and close.
+
+        While running tasks finish the socket stays open, so a load balancer or
+        orchestrator is told rather than left to guess: ``/healthz`` answers 503, a
+        WebSocket handshake 503 (nginx's ``proxy_next_upstream http_503`` retries it on
+        another replica) and a Start on an open connection ``TaskFailed 50000000``.
+        Connections with no running task close at once (1001), the others after their
+        task. Then the listener closes.
 
         Args:
             grace: seconds running tasks may take to finish (default
@@ -284,8 +292,7 @@ class Gateway:
             return
         grace = self.config.shutdown_grace if grace is None else grace
         self.admission.draining = True
-        logger.info("shutting down: %d running task(s)", self.shared.admission.active)
-        server.close(close_connections=False)
+        logger.info("draining: %d running task(s)", self.shared.admission.active)
         for conn in list(self.connections):
             conn.begin_drain()
         admission = self.shared.admission
@@ -294,6 +301,7 @@ class Gateway:
                 await asyncio.wait_for(admission.idle.wait(), grace)
             except asyncio.TimeoutError:
                 logger.warning("grace period over: failing %d task(s)", admission.active)
+        server.close(close_connections=False)
         for conn in list(self.connections):
             await conn.abort_for_shutdown()
         try:

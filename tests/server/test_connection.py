@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from nls.protocol import new_id
 from nls_gateway.auth import Credentials
@@ -17,6 +17,7 @@ from nls_gateway.tasks import HANDLERS as TASK_HANDLERS
 from nls_gateway.tasks.base import Engines, Project
 from nls_gateway.testing import ScriptedVad
 from server.scripted import CLOSED, HANDLERS, command, recv_event, start
+from server.test_server import http
 from tasks.fakes import ScriptedAsr, frames, pcm, silence, tone
 
 
@@ -286,17 +287,29 @@ async def test_graceful_shutdown_lets_tasks_finish_then_fails_the_rest(gateway):
     await quick.send(command("StopRecognition", quick_task))
     await stuck.send(command("StopRecognition", stuck_task))
     await asyncio.sleep(0.05)
+    port = gw.port
     shutdown = asyncio.create_task(gw.shutdown(grace=1.0))
     assert await _closed_code(idle) == 1001  # no task: closed at once
     done = await recv_event(quick)
     assert done["header"]["name"] == "RecognitionCompleted"
     assert await _closed_code(quick) in (1000, 1001)
+    # While the stuck task still has grace left, the replica stays reachable and says
+    # no: health 503 (balancers move on), a new handshake 503, metrics still served.
+    assert not shutdown.done()
+    status, _, body = await http(gw, "GET", "/healthz")
+    assert (status, body) == (503, b"Server is shutting down.\n")
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(gw.url)
+    assert refused.value.response.status_code == 503
+    assert (await http(gw, "GET", "/metrics"))[0] == 200
     failed = await recv_event(stuck, timeout=3.0)
     assert failed["header"]["name"] == "TaskFailed"
     assert failed["header"]["status"] == 50000000
     assert "shutting down" in failed["header"]["status_text"]
     await asyncio.wait_for(shutdown, 5.0)
     assert gw.shared.admission.active == 0
+    with pytest.raises(OSError):  # drained: the listener is closed
+        await asyncio.open_connection("127.0.0.1", port)
     for ws in (quick, stuck, idle):
         await ws.close()
 
