@@ -1,6 +1,6 @@
 """ASR accuracy and speed of the Whisper engine on every labelled file of ../shared/eval.
 
-Scores zh by CER and en by WER after ``zh_text.scoring_form`` (simplified script, Arabic
+Scores zh by CER and en by WER after ``asr_zh.scoring_form`` (simplified script, Arabic
 digits spelt as Chinese numerals, punctuation and case removed). Files whose manifest
 note says "UNCERTAIN reference" are reported separately, and the long concatenations
 apart from the short dev clips. Prints a table and writes JSON with machine information
@@ -28,8 +28,8 @@ import numpy as np
 
 from nls_gateway.engines.base import AsrOptions, AsrResult
 from nls_gateway.engines.silero_vad import SileroVad
+from nls_gateway.engines.text.asr_zh import scoring_errors
 from nls_gateway.engines.whisper import DEFAULT_BEAM_SIZE, LM_WEIGHT, WhisperEngine
-from nls_gateway.engines.zh_text import scoring_errors
 from nls_gateway.segmenter import Segmenter, SpeechEnded
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ For a fixed sentence set (numbers, dates, times, a phone number, a percentage, a
 temperature, mixed Chinese–English, plain English) this synthesizes every sentence with each
 chosen NLS voice, measures the time until the first chunk arrives and the real-time factor
 (synthesis time / audio duration), then transcribes the audio with the project's Whisper
-engine (beam 5) and scores it: zh by CER, en by WER, both after ``zh_text.scoring_form``.
+engine (beam 5) and scores it: zh by CER, en by WER, both after ``asr_zh.scoring_form``.
 Because a Chinese reader may say 2026年 as 二零二六年 and Whisper may write either digits or
 hanzi, the zh reference is scored against both the written sentence and its spoken form
 (our text normalisation) and the lower CER counts. Latency is measured separately, several
@@ -31,9 +31,9 @@ import soxr
 
 from nls_gateway.engines import kokoro
 from nls_gateway.engines.base import AsrOptions, TtsOptions
-from nls_gateway.engines.text_normalize import normalize
+from nls_gateway.engines.text.asr_zh import scoring_errors
+from nls_gateway.engines.text.tts_normalize import normalize
 from nls_gateway.engines.whisper import WhisperEngine
-from nls_gateway.engines.zh_text import scoring_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "tts.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from nls_gateway.engines.zh_text import edit_distance
+from nls_gateway.engines.text.asr_zh import edit_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository root."""

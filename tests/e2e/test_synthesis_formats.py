@@ -85,7 +85,7 @@ async def test_tts_to_asr_round_trip(gateway: Any) -> None:
     """Synthesized speech is recognised back (intelligibility, issue targets: zh CER ≤ 5 %
     and en WER ≤ 5 % are measured by benchmarks/tts.py; this guards against regressions)."""
     from evaldata import cer, wer
-    from nls_gateway.engines.zh_text import scoring_form
+    from nls_gateway.engines.text.asr_zh import scoring_form
 
     gw = await gateway(engines="real", appkey=["zh-app:zh", "en-app:en"], token=["t"])
     scores = []

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from nls_gateway.engines.zh_text import (
+from nls_gateway.engines.text.asr_zh import (
     inverse_normalize,
     normalize_punctuation,
     postprocess,

@@ -1,4 +1,4 @@
-"""Tests for nls_gateway.engines.zh_frontend: clauses, pinyin → IPA, mixed Chinese/English."""
+"""Tests for nls_gateway.engines.text.tts_frontend: clauses, pinyin → IPA, mixed Chinese/English."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nls_gateway.engines.zh_frontend import (
+from nls_gateway.engines.text.tts_frontend import (
     Espeak,
     Phonemizer,
     has_speech,
@@ -111,7 +111,7 @@ def test_espeak_shared_is_a_singleton() -> None:
 
 
 def test_split_words_never_cuts_a_number_or_a_latin_word() -> None:
-    from nls_gateway.engines.zh_frontend import split_words
+    from nls_gateway.engines.text.tts_frontend import split_words
 
     for text in ("会议定于2026年11月22日下午14:30召开。", "请拨打客服电话13800138000咨询。"):
         cuts = [e for _, e in split_words(text, 0, len(text), 4)]

@@ -1,10 +1,10 @@
-"""Tests for nls_gateway.engines.text_normalize: how digits and symbols are read aloud."""
+"""Tests for nls_gateway.engines.text.tts_normalize: how digits and symbols are read aloud."""
 
 from __future__ import annotations
 
 import pytest
 
-from nls_gateway.engines.text_normalize import digits_to_zh, int_to_zh, normalize
+from nls_gateway.engines.text.tts_normalize import digits_to_zh, int_to_zh, normalize
 
 
 def _spoken(text: str) -> str:

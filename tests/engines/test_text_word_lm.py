@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from nls_gateway.engines.zh_lm import WordLm, default_lm
+from nls_gateway.engines.text.word_lm import WordLm, default_lm
 
 
 @pytest.fixture(scope="module")

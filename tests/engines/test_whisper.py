@@ -11,8 +11,8 @@ import pytest
 from evaldata import load_wav, reference
 from nls_gateway.engines import modelstore
 from nls_gateway.engines.base import AsrEngine, AsrOptions
+from nls_gateway.engines.text.asr_zh import scoring_errors
 from nls_gateway.engines.whisper import WhisperEngine, _drop_repeat, create, hotword_hits
-from nls_gateway.engines.zh_text import scoring_errors
 from nls_gateway.exception import EngineUnavailableError
 
 ZH = "zh_dev_07_paddlespeech_zh.wav"

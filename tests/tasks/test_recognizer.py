@@ -10,7 +10,7 @@ import pytest
 from evaldata import load_wav, reference
 from nls.protocol import StartRecognition
 from nls_gateway.engines import modelstore
-from nls_gateway.engines.zh_text import scoring_errors
+from nls_gateway.engines.text.asr_zh import scoring_errors
 from nls_gateway.exception import EngineUnavailableError
 from nls_gateway.tasks.base import Engines, Limits, Project, TaskError
 from nls_gateway.tasks.recognizer import Recognizer

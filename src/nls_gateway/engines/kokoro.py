@@ -35,8 +35,8 @@ import numpy as np
 
 from nls_gateway.engines import modelstore
 from nls_gateway.engines.base import Float32Array, Subtitle, TtsChunk, TtsOptions, VoiceInfo
+from nls_gateway.engines.text.tts_frontend import Phonemizer, split_clauses, split_words
 from nls_gateway.engines.voices import voice_table
-from nls_gateway.engines.zh_frontend import Phonemizer, split_clauses, split_words
 from nls_gateway.exception import EngineUnavailableError
 
 __all__ = [

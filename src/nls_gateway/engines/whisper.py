@@ -2,7 +2,7 @@
 
 This module owns the segment decoder the gateway's recognizer and transcriber call: model
 assembly and loading (once, thread-safe), the short-encoder decode path, batching,
-hallucination guards, word timings and confidence. Text rules live in ``zh_text``.
+hallucination guards, word timings and confidence. Text rules live in ``text.asr_zh``.
 
 Theory of operation:
 
@@ -19,7 +19,7 @@ Theory of operation:
   beam search (default 5) and ask for the whole n-best list: a hypothesis that loops or
   restarts itself (beam search on the short input does that, engines.md Addendum) is
   trimmed or passed over for the next one, and for ``zh`` the survivors are rescored with
-  a unigram word model over jieba's dictionary (``zh_lm``), which prefers real words.
+  a unigram word model over jieba's dictionary (``text.word_lm``), which prefers real words.
   Partial results stay greedy: they are re-decoded every few hundred ms.
 * **Hot words.** ``AsrOptions.hotwords`` go into the prompt, and when a final's n-best
   list is ranked each hot word a hypothesis contains earns ``HOTWORD_BONUS`` (in summed
@@ -48,8 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from nls_gateway.engines import modelstore, zh_lm, zh_text
+from nls_gateway.engines import modelstore
 from nls_gateway.engines.base import AsrEngine, AsrOptions, AsrResult, Float32Array, Word
+from nls_gateway.engines.text import asr_zh, word_lm
 from nls_gateway.exception import EngineError, EngineUnavailableError
 
 __all__ = [
@@ -207,7 +208,7 @@ class WhisperEngine:
         for language in languages:
             self._model(language)
         if "zh" in languages and self._rescores:
-            zh_lm.default_lm().load()
+            word_lm.default_lm().load()
 
     @property
     def _rescores(self) -> bool:
@@ -327,7 +328,7 @@ class WhisperEngine:
         hotwords = job.options.hotwords if self._hotword_bonus > 0 else ()
         if not rescore and not any(hotword_hits(h.text, hotwords) for h in usable):
             return usable[0]
-        lm = zh_lm.default_lm() if rescore else None
+        lm = word_lm.default_lm() if rescore else None
         # Without the LM the beam's own order (mean log-probability) is kept: scaling it
         # to one common length puts the hot-word bonus on the summed scale, like the LM's.
         common_length = max(1, len(usable[0].tokens))
@@ -338,8 +339,8 @@ class WhisperEngine:
                 return h.avg_logprob * common_length + bonus
             # CTranslate2 returns the log-probability divided by the length (length
             # penalty 1); rescoring needs the sum, on the same footing as the LM.
-            simplified = zh_text.to_simplified(h.text)
-            chars = len(zh_text.strip_punctuation(simplified).replace(" ", ""))
+            simplified = asr_zh.to_simplified(h.text)
+            chars = len(asr_zh.strip_punctuation(simplified).replace(" ", ""))
             lm_score = lm.logprob(simplified) + LM_CHAR_BONUS * chars
             return h.avg_logprob * max(1, len(h.tokens)) + self._lm_weight * lm_score + bonus
 
@@ -394,7 +395,7 @@ class WhisperEngine:
         no_speech = float(output.no_speech_prob)
         if not self._is_speech(job, text, tokens, avg_logprob, no_speech):
             return AsrResult("", language=job.language)
-        final = zh_text.postprocess(
+        final = asr_zh.postprocess(
             text,
             language=job.language,
             punctuation=opts.punctuation,
@@ -409,14 +410,14 @@ class WhisperEngine:
     def _is_speech(
         self, job: _Job, text: str, tokens: list[int], avg_logprob: float, no_speech: float
     ) -> bool:
-        bare = zh_text.strip_punctuation(zh_text.to_simplified(text)).replace(" ", "")
+        bare = asr_zh.strip_punctuation(asr_zh.to_simplified(text)).replace(" ", "")
         if not bare:
             return False
         if no_speech > _NO_SPEECH_PROB and avg_logprob < _LOGPROB_FLOOR:
             return False
         if _degenerate(text, len(tokens), job.audio.size):
             return False
-        prompt = zh_text.strip_punctuation(self._zh_prompt + (job.options.prompt or ""))
+        prompt = asr_zh.strip_punctuation(self._zh_prompt + (job.options.prompt or ""))
         if bare in prompt.replace(" ", ""):
             return False  # Whisper echoing its prompt on unrecognisable audio
         if no_speech > 0.3 or avg_logprob < -0.8:
@@ -461,8 +462,8 @@ class WhisperEngine:
         bounds = np.cumsum([0] + [len(t) for t in word_tokens[:-1]])
         out: list[Word] = []
         for word, begin, end in zip(words, bounds[:-1], bounds[1:], strict=False):
-            shown = zh_text.to_simplified(word).strip() if job.language == "zh" else word.strip()
-            shown = zh_text.strip_punctuation(shown)
+            shown = asr_zh.to_simplified(word).strip() if job.language == "zh" else word.strip()
+            shown = asr_zh.strip_punctuation(shown)
             if not shown or begin >= jump_ms.size:
                 continue
             start_ms = int(jump_ms[begin])
@@ -541,7 +542,7 @@ def hotword_hits(text: str, hotwords: Sequence[str]) -> int:
 
 
 def _bare(text: str) -> str:
-    return zh_text.strip_punctuation(zh_text.to_simplified(text)).replace(" ", "").lower()
+    return asr_zh.strip_punctuation(asr_zh.to_simplified(text)).replace(" ", "").lower()
 
 
 def _longest_seconds(jobs: Sequence[_Job]) -> float:

@@ -6,7 +6,7 @@ This module owns the path from the text a client sends to the phoneme string Kok
   decimal point, not a stop) and :func:`split_words` cuts a long clause at word boundaries so
   the first chunk can be short.
 * :class:`Phonemizer` turns one clause into Kokoro phonemes. Chinese runs are normalised
-  (:mod:`.text_normalize`), segmented with jieba and read with pypinyin; each syllable is
+  (:mod:`.tts_normalize`), segmented with jieba and read with pypinyin; each syllable is
   mapped to IPA with the tone arrows →↗↓↘ after the vowel nucleus, the notation of misaki's
   ``ZHG2P`` (legacy mode) that Kokoro v1.0 was trained on. Latin-letter runs are read as
   English by libespeak-ng (bundled by ``espeakng-loader``, driven through ctypes) and mapped
@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from nls_gateway.engines.text_normalize import normalize
+from nls_gateway.engines.text.tts_normalize import normalize
 from nls_gateway.exception import EngineUnavailableError
 
 __all__ = [
