@@ -23,7 +23,7 @@ from rich.console import Console
 
 from conftest import real_engines
 from evaldata import EVAL_DIR, edit_distance
-from nls_gateway.cli import audio, embedded, main
+from nls_gateway.cli import audio_files, embedded, main
 from nls_gateway.cli.display import Display
 from nls_gateway.cli.output import SentenceWriter
 from nls_gateway.cli.speech import run_transcription
@@ -182,7 +182,7 @@ def test_transcribe_json_srt_vtt_agree(capsys: pytest.CaptureFixture[str], clip1
 def test_transcribe_shows_a_progress_bar_on_a_terminal(clip15: Path):
     out, err = io.StringIO(), io.StringIO()
     console = Console(file=err, force_terminal=True, width=100)
-    source = audio.open_audio(str(clip15))
+    source = audio_files.open_audio(str(clip15))
     assert source.duration == pytest.approx(15.0, abs=0.01)
 
     async def go() -> None:

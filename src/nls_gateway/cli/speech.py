@@ -32,7 +32,7 @@ from nls.asyncio import (
 )
 from nls.exception import NlsError
 from nls.protocol import Event, SentenceBegin, SentenceEnd, TranscriptionResultChanged
-from nls_gateway.cli import audio
+from nls_gateway.cli import audio_files
 from nls_gateway.cli.display import Display
 from nls_gateway.cli.errors import UsageError
 from nls_gateway.cli.output import OUTPUT_FORMATS, SentenceWriter, recognition_json
@@ -162,7 +162,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def run_transcription(
     target: Target,
-    source: audio.AudioSource,
+    source: audio_files.AudioSource,
     *,
     writer: SentenceWriter,
     display: Display,
@@ -197,7 +197,8 @@ async def run_transcription(
             sent = seconds
 
         try:
-            async for frame in audio.frames(source.chunks, realtime=realtime, on_frame=progress):
+            frames = audio_files.frames(source.chunks, realtime=realtime, on_frame=progress)
+            async for frame in frames:
                 if consumer.done():
                     break  # the task ended early (failed): its error is raised below
                 await st.send_audio(frame)
@@ -244,7 +245,7 @@ def _add_asr_args(parser: argparse.ArgumentParser) -> None:
 def _asr_params(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "format": "pcm",
-        "sample_rate": audio.SAMPLE_RATE,
+        "sample_rate": audio_files.SAMPLE_RATE,
         "enable_punctuation_prediction": args.punctuation,
         "enable_inverse_text_normalization": args.itn,
     }
@@ -255,8 +256,8 @@ def _cmd_recognize(args: argparse.Namespace) -> int:
     # is loaded.
     clips: list[tuple[str, bytes]] = []
     for path in args.files:
-        pcm = audio.decode_all(path)
-        seconds = len(pcm) / audio.BYTES_PER_SECOND
+        pcm = audio_files.decode_all(path)
+        seconds = len(pcm) / audio_files.BYTES_PER_SECOND
         if seconds > MAX_RECOGNITION_S:
             raise UsageError(
                 f"{path} is {seconds:.1f} s long; one-sentence recognition takes at most "
@@ -288,11 +289,11 @@ async def _recognize(
 
         consumer = asyncio.create_task(consume())
         try:
-            async for frame in audio.frames(iter([pcm]), realtime=realtime):
+            async for frame in audio_files.frames(iter([pcm]), realtime=realtime):
                 if _session_done(sr):
                     break  # the server ended the sentence early (or failed the task)
                 await sr.send_audio(frame)
-            final = await sr.finish(timeout=max(30.0, len(pcm) / audio.BYTES_PER_SECOND))
+            final = await sr.finish(timeout=max(30.0, len(pcm) / audio_files.BYTES_PER_SECOND))
             await consumer
         except NlsError as exc:
             _raise_consumer_error(consumer, exc)
@@ -305,7 +306,7 @@ async def _recognize(
 
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
-    source = audio.open_audio(args.file, raw_rate=args.raw_rate)
+    source = audio_files.open_audio(args.file, raw_rate=args.raw_rate)
     with open_target(args, need=("asr", "vad")) as target:
         writer = SentenceWriter(args.output)
         with Display(sys.stdout, total=source.duration, name=Path(source.name).name) as display:

@@ -32,7 +32,7 @@ from typing import Generic, TypeVar
 
 from nls.protocol import Command, StartRecognition, StartTranscription
 from nls.protocol.constants import Status
-from nls_gateway.audio import AudioFormatError, Decoder
+from nls_gateway.audio.decoder import AudioFormatError, Decoder
 from nls_gateway.engines.base import AsrEngine, AsrResult, Float32Array, VadEngine
 from nls_gateway.exception import EngineError
 from nls_gateway.segmenter import Segmenter, SegmenterConfig

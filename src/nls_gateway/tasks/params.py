@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 from nls.protocol import StartRecognition, StartSynthesis, StartTranscription
 from nls.protocol.constants import Status
-from nls_gateway.audio import SUPPORTED_FORMATS, AudioFormatError, Decoder, make_decoder
+from nls_gateway.audio.decoder import SUPPORTED_FORMATS, AudioFormatError, Decoder
+from nls_gateway.audio.input import make_decoder
 from nls_gateway.engines.base import AsrOptions, TtsOptions, VoiceInfo
 from nls_gateway.tasks.base import Project, TaskError
 

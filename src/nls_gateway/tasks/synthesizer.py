@@ -6,7 +6,7 @@ the request (text, length, voice, format, rates, volume, SSML), then synthesizes
 background task: the engine's chunks are pulled through ``ctx.runner`` one chunk ahead
 (:class:`ChunkPuller`: the next chunk is made while this one is encoded and sent, and
 memory stays bounded for long text), encoded by
-:class:`~nls_gateway.tts_audio.AudioEncoder` and sent as binary frames of at most 64 KiB;
+:class:`~nls_gateway.audio.output.AudioEncoder` and sent as binary frames of at most 64 KiB;
 with ``enable_subtitle`` a ``MetaInfo`` event precedes each chunk's audio.
 ``SynthesisCompleted`` follows the last frame and the task is done. It also holds the
 helpers the FlowingSpeechSynthesizer handler shares (:class:`Voice`, subtitles).
@@ -28,11 +28,11 @@ import numpy as np
 
 from nls.protocol import Command, StartSynthesis
 from nls.protocol.constants import Status
+from nls_gateway.audio.output import AudioEncoder, OutputFormat, frames
 from nls_gateway.engines.base import TtsChunk, TtsEngine, TtsOptions
 from nls_gateway.tasks import params
 from nls_gateway.tasks.base import Runner, TaskContext, TaskError, TaskHandler
 from nls_gateway.tasks.text import Pause, Speech, parse, split_sentences
-from nls_gateway.tts_audio import AudioEncoder, OutputFormat, frames
 
 __all__ = ["ChunkPuller", "Synthesizer", "Voice", "open_voice", "subtitle"]
 

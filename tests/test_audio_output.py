@@ -1,4 +1,4 @@
-"""Tests for nls_gateway.tts_audio: containers, sample rates, volume and pitch."""
+"""Tests for nls_gateway.audio.output: containers, sample rates, volume and pitch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from nls_gateway.tts_audio import (
+from nls_gateway.audio.output import (
     MAX_FRAME_BYTES,
     AudioEncoder,
     frames,

@@ -5,7 +5,7 @@ This module owns the incremental container parsing for compressed NLS input
 anywhere and the NLS 100-packets-per-page limit can be enforced), the ``opu`` framing
 (one length byte before each Opus packet) and PyAV's codec parsers for elementary mp3,
 ADTS aac and AMR streams. Packets are decoded with PyAV (engines.md §7: the native
-``opus`` decoder always outputs 48 kHz float; :class:`nls_gateway.audio.Decoder`
+``opus`` decoder always outputs 48 kHz float; :class:`nls_gateway.audio.decoder.Decoder`
 resamples). It must not do I/O or resampling itself, and it is imported only when a
 compressed format is requested, because PyAV is heavy.
 """
@@ -20,7 +20,7 @@ from typing import Any, Final
 import av
 import numpy as np
 
-from nls_gateway.audio import (
+from nls_gateway.audio.decoder import (
     DECODE_ERROR,
     INVALID_AUDIO_HEADER,
     AudioFormatError,

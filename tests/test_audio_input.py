@@ -1,4 +1,4 @@
-"""nls_gateway.audio / nls_gateway.codecs: real speech, split into random-size frames."""
+"""nls_gateway.audio (input decoders, codecs): real speech, split into random-size frames."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ from audio_fixtures import (
     split_randomly,
     wav_bytes,
 )
-from nls_gateway.audio import (
+from nls_gateway.audio.codecs import OggReader
+from nls_gateway.audio.decoder import (
     AudioFormatError,
     Decoder,
     float32_to_pcm16,
-    make_decoder,
     pcm16_to_float32,
     resample,
 )
-from nls_gateway.codecs import OggReader
+from nls_gateway.audio.input import make_decoder
 
 CLIP = load_clip(3.0)
 REF = CLIP.astype(np.float32) / 32768
