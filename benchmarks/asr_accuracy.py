@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from nls_gateway import modelstore
 from nls_gateway.engines.base import AsrOptions, AsrResult
 from nls_gateway.engines.silero_vad import SileroVad
 from nls_gateway.engines.text.asr_zh import scoring_errors
@@ -52,7 +53,9 @@ def main() -> None:
     args = parser.parse_args()
 
     load_start = time.perf_counter()
-    engine = WhisperEngine(beam_size=args.beam, lm_weight=args.lm_weight)
+    engine = WhisperEngine(
+        locate=modelstore.locate, beam_size=args.beam, lm_weight=args.lm_weight
+    )
     engine.preload(("zh", "en"))
     load_s = time.perf_counter() - load_start
     vad = SileroVad()

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import soxr
 
+from nls_gateway import modelstore
 from nls_gateway.engines import kokoro
 from nls_gateway.engines.base import AsrOptions, TtsOptions
 from nls_gateway.engines.text.asr_zh import scoring_errors
@@ -73,9 +74,11 @@ def main() -> None:
     os.environ.setdefault("NLS_MODEL_MIRROR", str(ROOT.parent / "shared" / "models"))
 
     start = time.perf_counter()
-    engine = kokoro.create(threads=args.threads, first_chunk_chars=args.first_chunk_chars)
+    engine = kokoro.create(
+        locate=modelstore.locate, threads=args.threads, first_chunk_chars=args.first_chunk_chars
+    )
     load_s = time.perf_counter() - start
-    asr = WhisperEngine(beam_size=5)
+    asr = WhisperEngine(locate=modelstore.locate, beam_size=5)
     asr.preload(("zh", "en"))
     infos = {v.name: v for v in engine.voices()}
     voices = [infos[name] for name in args.voices.split(",")]

@@ -342,12 +342,14 @@ def load_engines(config: ServerConfig) -> Engines:
         return Engines(
             asr=testing.ScriptedAsr(), vad=testing.ScriptedVad(), tts=testing.ScriptedTts()
         )
+    from nls_gateway import modelstore
     from nls_gateway.engines import registry
 
+    locate = modelstore.locate
     return Engines(
-        asr=registry.load_asr(config.asr),
-        vad=registry.load_vad(config.vad),
-        tts=registry.load_tts(config.tts),
+        asr=registry.load_asr(config.asr, locate=locate),
+        vad=registry.load_vad(config.vad, locate=locate),
+        tts=registry.load_tts(config.tts, locate=locate),
     )
 
 

