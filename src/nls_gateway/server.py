@@ -37,14 +37,14 @@ from websockets.http11 import Request, Response
 from nls_gateway.admission import Admission, AdmissionPolicy
 from nls_gateway.config import WS_PATH, ServerConfig, load_engines
 from nls_gateway.connection import Connection, Shared
-from nls_gateway.http import (
+from nls_gateway.metrics import GatewayMetrics
+from nls_gateway.routes import (
     DEFAULT_CONSOLE_DIR,
     HttpRequest,
     HttpResponse,
     Routes,
     parse_request,
 )
-from nls_gateway.metrics import GatewayMetrics
 from nls_gateway.runtime import EngineRunner
 from nls_gateway.tasks import HANDLERS
 from nls_gateway.tasks.base import Engines, TaskHandler
@@ -69,7 +69,7 @@ class GatewayConnection(ServerConnection):
     ``websockets`` parses only ``GET`` requests. The first bytes of each TCP connection
     are sniffed: a ``GET`` goes to websockets unchanged; anything else (``POST`` from the
     token SDKs, ``OPTIONS``) is parsed here with a small HTTP/1.1 parser, answered by
-    :class:`~nls_gateway.http.Routes` and closed.
+    :class:`~nls_gateway.routes.Routes` and closed.
     """
 
     routes: ClassVar[Routes]
