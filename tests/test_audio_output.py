@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 
 from nls_gateway.audio.output import (
-    MAX_FRAME_BYTES,
     AudioEncoder,
-    frames,
     mp3_rate,
     pitch_factor,
     volume_gain,
@@ -96,14 +94,6 @@ def test_pitch_change_keeps_duration(pitch_rate: int) -> None:
     assert abs(out.size - tone.size) <= RATE * 0.005  # within 5 ms over 2 s
     expected = 200.0 * pitch_factor(pitch_rate)
     assert abs(_peak_hz(out[RATE // 2 : RATE * 3 // 2], RATE) - expected) < 4
-
-
-def test_frames_are_at_most_64k() -> None:
-    data = bytes(200_000)
-    pieces = list(frames(data))
-    assert all(len(p) <= MAX_FRAME_BYTES for p in pieces)
-    assert b"".join(pieces) == data
-    assert list(frames(b"")) == []
 
 
 def test_bad_parameters_raise() -> None:

@@ -4,8 +4,8 @@ This module owns the gateway side of TTS audio (protocol.md §6.1, §10.3): pitc
 sample rate and container, applied incrementally so audio can be sent while the engine is
 still speaking. :class:`AudioEncoder` takes mono float32 chunks at the engine's rate and
 returns encoded bytes from ``feed``; ``finish`` flushes what the resampler, the pitch filter
-and the MP3 encoder still hold. :func:`frames` cuts bytes into WebSocket frames of at most
-64 KiB (the Java SDK's limit, protocol.md §6.2).
+and the MP3 encoder still hold. Cutting the bytes into WebSocket frames is the protocol
+core's (``ServerProtocol.send_audio``, at most 64 KiB, protocol.md §6.2).
 
 The NLS parameters, as implemented here:
 
@@ -33,18 +33,15 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "MAX_FRAME_BYTES",
     "MP3_RATES",
     "AudioEncoder",
     "OutputFormat",
-    "frames",
     "mp3_rate",
     "pitch_factor",
     "volume_gain",
@@ -52,7 +49,6 @@ __all__ = [
 ]
 
 OutputFormat = Literal["pcm", "wav", "mp3"]
-MAX_FRAME_BYTES = 64 * 1024
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _MAX_SEMITONES = 6.0
 
@@ -94,12 +90,6 @@ def wav_header(sample_rate: int, *, data_bytes: int | None = None) -> bytes:
     )
 
 
-def frames(data: bytes, max_bytes: int = MAX_FRAME_BYTES) -> Iterator[bytes]:
-    """Cut ``data`` into pieces of at most ``max_bytes`` (none when ``data`` is empty)."""
-    for start in range(0, len(data), max_bytes):
-        yield data[start : start + max_bytes]
-
-
 class AudioEncoder:
     """One synthesis task's output pipeline: pitch → volume → resample → container.
 
@@ -107,10 +97,8 @@ class AudioEncoder:
 
         enc = AudioEncoder(format="wav", sample_rate=16000, volume=50, pitch_rate=0)
         for chunk in engine.synthesize(text, options):
-            for frame in frames(enc.feed(chunk.audio)):
-                send(frame)
-        for frame in frames(enc.finish()):
-            send(frame)
+            send(enc.feed(chunk.audio))
+        send(enc.finish())
     """
 
     def __init__(

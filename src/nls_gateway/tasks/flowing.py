@@ -28,7 +28,7 @@ from nls.protocol import Command, FlushText, RunSynthesis, StartSynthesis
 from nls.protocol.constants import Status
 from nls_gateway.tasks import params
 from nls_gateway.tasks.base import TaskContext, TaskError, TaskHandler
-from nls_gateway.tasks.synthesizer import ChunkPuller, Voice, open_voice, send_frames, subtitle
+from nls_gateway.tasks.synthesizer import ChunkPuller, Voice, open_voice, send_encoded, subtitle
 from nls_gateway.tasks.text import SentenceAssembler
 
 __all__ = ["FlowingSynthesizer"]
@@ -91,7 +91,7 @@ class FlowingSynthesizer(TaskHandler):
             await self._worker
         if self._failed:
             return
-        await send_frames(self.ctx, await self.ctx.runner.run(self._voice.encoder.finish))
+        await send_encoded(self.ctx, await self.ctx.runner.run(self._voice.encoder.finish))
         await self.ctx.send_event("SynthesisCompleted")
         self.done = True
 
@@ -170,7 +170,7 @@ class FlowingSynthesizer(TaskHandler):
         voice, runner = self._voice, self.ctx.runner
         while (chunk := await puller.next()) is not None:
             base = voice.ms
-            await send_frames(self.ctx, await runner.run(voice.encoder.feed, chunk.audio))
+            await send_encoded(self.ctx, await runner.run(voice.encoder.feed, chunk.audio))
             voice.samples += chunk.audio.size
             if not self._subtitles:
                 continue

@@ -28,7 +28,7 @@ import numpy as np
 
 from nls.protocol import Command, StartSynthesis
 from nls.protocol.constants import Status
-from nls_gateway.audio.output import AudioEncoder, OutputFormat, frames
+from nls_gateway.audio.output import AudioEncoder, OutputFormat
 from nls_gateway.engines.base import TtsChunk, TtsEngine, TtsOptions
 from nls_gateway.tasks import params
 from nls_gateway.tasks.base import Runner, TaskContext, TaskError, TaskHandler
@@ -103,10 +103,11 @@ def subtitle(
     }
 
 
-async def send_frames(ctx: TaskContext, data: bytes) -> None:
-    """Send encoded audio as binary frames of at most 64 KiB (Java's limit, §2.2/§6.2)."""
-    for frame in frames(data):
-        await ctx.send_audio(frame)
+async def send_encoded(ctx: TaskContext, data: bytes) -> None:
+    """Send encoded audio, if the encoder gave any (the protocol core cuts it into binary
+    frames of at most 64 KiB, Java's limit, §2.2/§6.2)."""
+    if data:
+        await ctx.send_audio(data)
 
 
 class ChunkPuller:
@@ -218,7 +219,7 @@ class Synthesizer(TaskHandler):
     async def _synthesize(self) -> None:
         try:
             await self._speak_all()
-            await send_frames(self.ctx, await self.ctx.runner.run(self._voice.encoder.finish))
+            await send_encoded(self.ctx, await self.ctx.runner.run(self._voice.encoder.finish))
             # §6.2 SynthesisCompleted: no payload, after all the audio
             await self.ctx.send_event("SynthesisCompleted")
             self.done = True
@@ -241,7 +242,7 @@ class Synthesizer(TaskHandler):
         for piece in self._plan:
             if isinstance(piece, Pause):
                 silence = np.zeros(piece.ms * voice.tts.sample_rate // 1000, dtype=np.float32)
-                await send_frames(self.ctx, await runner.run(voice.encoder.feed, silence))
+                await send_encoded(self.ctx, await runner.run(voice.encoder.feed, silence))
                 voice.samples += silence.size
                 continue
             if params.has_speakable_text(piece.text):
@@ -252,7 +253,7 @@ class Synthesizer(TaskHandler):
                         if meta is not None:
                             await meta.send(piece, plain_at, chunk)
                         audio = await runner.run(voice.encoder.feed, chunk.audio)
-                        await send_frames(self.ctx, audio)
+                        await send_encoded(self.ctx, audio)
                         voice.samples += chunk.audio.size
                 finally:
                     await puller.aclose()
