@@ -49,10 +49,10 @@ async def test_engine_is_loaded_once_and_shared(gateway: Any) -> None:
     asr = gw.shared.engines.asr
     data = load_clip(3.0, CLIP).tobytes()
     await nlsa.recognize(data, url=gw.url, appkey="zh-app", token="t")
-    loaded = dict(asr._loaded)  # noqa: SLF001 - the engine's model cache, by path
+    loaded = dict(asr._models._loaded)  # noqa: SLF001 - the engine's model cache, by path
     await nlsa.recognize(data, url=gw.url, appkey="zh-app", token="t")
-    assert asr._loaded == loaded and all(  # noqa: SLF001
+    assert asr._models._loaded == loaded and all(  # noqa: SLF001
         a is b
-        for a, b in zip(asr._loaded.values(), loaded.values(), strict=True)  # noqa: SLF001
+        for a, b in zip(asr._models._loaded.values(), loaded.values(), strict=True)  # noqa: SLF001
     )
     assert gw.shared.engines.asr is asr

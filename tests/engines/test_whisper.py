@@ -12,7 +12,8 @@ from evaldata import load_wav, reference
 from nls_gateway import modelstore
 from nls_gateway.engines.base import AsrEngine, AsrOptions
 from nls_gateway.engines.text.asr_zh import scoring_errors
-from nls_gateway.engines.whisper import WhisperEngine, _drop_repeat, create, hotword_hits
+from nls_gateway.engines.whisper import WhisperEngine, create
+from nls_gateway.engines.whisper_guards import drop_repeat, hotword_hits
 from nls_gateway.exception import EngineUnavailableError
 
 ZH = "zh_dev_07_paddlespeech_zh.wav"
@@ -126,11 +127,11 @@ def test_unknown_language_is_rejected(engine: WhisperEngine) -> None:
     ],
 )
 def test_drop_repeat_cuts_loops(raw: str, kept: str) -> None:
-    assert _drop_repeat(raw) == kept
+    assert drop_repeat(raw) == kept
 
 
 def test_nbest_pick_cuts_loops_and_prefers_real_words(engine: WhisperEngine) -> None:
-    job = engine._job(0, load_wav(ZH2), AsrOptions(), engine._model("zh"))
+    job = engine._job(0, load_wav(ZH2), AsrOptions(), engine._models.get("zh"))
     enc = job.tokenizer.encode
     loop = "交易几乎停制的情况。" * 4 + "交易几乎"
     output = SimpleNamespace(
@@ -141,7 +142,7 @@ def test_nbest_pick_cuts_loops_and_prefers_real_words(engine: WhisperEngine) -> 
     assert engine._pick(job, output).text == "交易几乎停滞的情况。"
     # Without the word LM the acoustically best hypothesis wins.
     plain = WhisperEngine(locate=modelstore.locate, lm_weight=0)
-    plain._loaded = engine._loaded
+    plain._models = engine._models
     assert plain._pick(job, output).text == "交易几乎停制的情况。"
 
 
@@ -153,7 +154,7 @@ def test_hotword_hits_ignores_script_case_spaces_and_punctuation() -> None:
 
 
 def test_hotwords_flip_the_nbest_choice(engine: WhisperEngine) -> None:
-    job = engine._job(0, load_wav(ZH2), AsrOptions(), engine._model("zh"))
+    job = engine._job(0, load_wav(ZH2), AsrOptions(), engine._models.get("zh"))
     enc = job.tokenizer.encode
     output = SimpleNamespace(
         sequences_ids=[enc("交易几乎停制的情况。"), enc("交易几乎停滞的情况。")],
@@ -162,17 +163,17 @@ def test_hotwords_flip_the_nbest_choice(engine: WhisperEngine) -> None:
 
     def pick(asr: WhisperEngine, hotwords: tuple[str, ...]) -> str:
         opts = AsrOptions(hotwords=hotwords)
-        return asr._pick(engine._job(0, job.audio, opts, engine._model("zh")), output).text
+        return asr._pick(engine._job(0, job.audio, opts, engine._models.get("zh")), output).text
 
     plain = WhisperEngine(locate=modelstore.locate, lm_weight=0)
-    plain._loaded = engine._loaded
+    plain._models = engine._models
     assert pick(plain, ()) == "交易几乎停制的情况。"  # acoustically best
     assert pick(plain, ("停滞",)) == "交易几乎停滞的情况。"  # the hot word wins
     # With the word LM (which prefers 停滞) a hot word still outweighs it.
     assert pick(engine, ()) == "交易几乎停滞的情况。"
     assert pick(engine, ("停制",)) == "交易几乎停制的情况。"
     off = WhisperEngine(locate=modelstore.locate, lm_weight=0, hotword_bonus=0)
-    off._loaded = engine._loaded
+    off._models = engine._models
     assert pick(off, ("停滞",)) == "交易几乎停制的情况。"
 
 
@@ -186,9 +187,9 @@ def test_project_model_overrides_the_language_default() -> None:
     assert result.language == "en"
     errors, length = scoring_errors(result.text, reference(EN), "en")
     assert errors / length <= 0.15
-    assert list(asr._loaded) == [tiny_en.resolve()]
+    assert list(asr._models._loaded) == [tiny_en.resolve()]
     asr.transcribe(load_wav(EN)[:16000], opts)
-    assert list(asr._loaded) == [tiny_en.resolve()]
+    assert list(asr._models._loaded) == [tiny_en.resolve()]
 
 
 def test_bad_project_model_is_an_engine_error(tmp_path) -> None:
@@ -209,7 +210,7 @@ def test_bad_project_model_is_an_engine_error(tmp_path) -> None:
 def test_partials_stay_greedy_and_finals_use_the_beam(engine: WhisperEngine) -> None:
     clip = load_wav(ZH)
     calls: list[int] = []
-    model = engine._model("zh")
+    model = engine._models.get("zh")
     original = model.ct2
 
     class Spy:

