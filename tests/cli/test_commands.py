@@ -26,7 +26,7 @@ from evaldata import EVAL_DIR, edit_distance
 from nls_gateway.cli import audio_files, embedded, main
 from nls_gateway.cli.display import Display
 from nls_gateway.cli.output import SentenceWriter
-from nls_gateway.cli.speech import run_transcription
+from nls_gateway.cli.recognition import run_transcription
 from nls_gateway.cli.target import Target
 
 SAMPLE = Path(embedded.__file__).resolve().parents[1] / "samples" / "zh_welcome.wav"

@@ -31,6 +31,7 @@ __all__ = ["PcmDecoder", "make_decoder"]
 
 logger = logging.getLogger(__name__)
 
+
 class PcmDecoder(Decoder):
     """Raw 16-bit mono PCM (``pcm``) or PCM in a RIFF/WAV container (``wav``).
 

@@ -8,10 +8,11 @@ This package is the only code that may ``print``, read ``sys.argv``, call
 :func:`main` is the only place where errors become exit codes: 0 ok, 1 the task failed
 (one line, with the NLS status code where there is one), 2 bad usage (argparse's code).
 
-Modules: ``serve`` (the gateway), ``speech`` (recognize, transcribe, synthesize),
-``tools`` (token, voices, models), ``target`` (where to connect), ``embedded`` (the
-in-process gateway), ``audio`` (decoding with PyAV), ``display`` (terminal output),
-``output`` (text/JSON/SRT/VTT formatting), ``errors`` (usage errors).
+Modules: ``serve`` (the gateway), ``recognition`` (recognize, transcribe), ``synthesis``
+(synthesize), ``tools`` (token, voices, models), ``target`` (where to connect),
+``embedded`` (the in-process gateway), ``audio_files`` (input files decoded with PyAV),
+``display`` (terminal output), ``output`` (text/JSON/SRT/VTT formatting), ``errors``
+(usage errors).
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here: they need the gateway extra (rich, PyAV, numpy); main() explains a
     # missing one instead of showing a traceback.
-    from nls_gateway.cli import speech, tools
+    from nls_gateway.cli import recognition, synthesis, tools
 
-    speech.register(sub)
+    recognition.register(sub)
+    synthesis.register(sub)
     serve.register(sub)
     tools.register(sub)
     for name, command in sub.choices.items():

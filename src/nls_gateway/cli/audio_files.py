@@ -5,7 +5,7 @@ count, through PyAV/FFmpeg), resampling to what NLS recognition takes (16 kHz, m
 16-bit little-endian), reading raw PCM or a container from stdin as it arrives, cutting
 the stream into 100 ms frames and pacing them to real time.
 
-It must not talk to a server: the commands in ``speech.py`` send what it yields.
+It must not talk to a server: the commands in ``recognition.py`` send what it yields.
 """
 
 from __future__ import annotations
