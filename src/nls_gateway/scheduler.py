@@ -20,6 +20,9 @@ for a final; a partial is only a preview that the next partial or the final repl
 * a final queued longer than ``final_deadline_s`` fails its task with
   ``EngineError("Instance pool exhausted!")`` (50000000, the cloud's overload answer,
   protocol.md §9) instead of answering seconds late; a partial older than that is dropped.
+  A final's wait counts from when its stream's previous final was answered: a client that
+  sends a recording faster than real time queues several sentences of its own, and that
+  backlog is its own doing, not the gateway's overload.
 
 ``partial_backlog`` tells task handlers how deep the partial queue is, so they space their
 partials out when the engine is behind (see ``nls_gateway.tasks.asr``).
@@ -60,6 +63,9 @@ class _Request:
     stream: Hashable
     future: asyncio.Future[AsrResult | None]
     queued: float
+    waits_from: float | None = None
+    """When the deadline clock started (finals): None while the stream's previous final
+    is still being decoded or queued."""
 
     @property
     def kind(self) -> str:
@@ -111,6 +117,7 @@ class DecodeScheduler:
         self._metrics = metrics
         self._finals: deque[_Request] = deque()
         self._partials: dict[Hashable, _Request] = {}  # insertion order = oldest first
+        self._last_final: dict[Hashable, _Request] = {}  # each stream's newest final
         self._busy = 0
         self._live_tasks = live_tasks
         self._timer: asyncio.Handle | None = None
@@ -143,7 +150,7 @@ class DecodeScheduler:
         request = _Request(asr, audio, options, stream, loop.create_future(), loop.time())
         self._supersede(stream)  # a newer partial, or the final, makes the queued one stale
         if options.final:
-            self._finals.append(request)
+            self._queue_final(request, loop)
         else:
             self._partials[stream] = request
         self._observe_depth()
@@ -168,6 +175,21 @@ class DecodeScheduler:
         self._partials.clear()
 
     # ---------------------------------------------------------------- queue
+
+    def _queue_final(self, request: _Request, loop: asyncio.AbstractEventLoop) -> None:
+        previous = self._last_final.get(request.stream)
+        self._last_final[request.stream] = request
+        if previous is None or previous.future.done():
+            request.waits_from = request.queued
+        else:  # its clock starts when the stream's previous final is answered
+            previous.future.add_done_callback(lambda _: setattr(request, "waits_from", loop.time()))
+
+        def done(_: object) -> None:
+            if self._last_final.get(request.stream) is request:
+                del self._last_final[request.stream]
+
+        request.future.add_done_callback(done)
+        self._finals.append(request)
 
     def _supersede(self, stream: Hashable) -> None:
         stale = self._partials.pop(stream, None)
@@ -220,17 +242,19 @@ class DecodeScheduler:
     def _take(self) -> list[_Request]:
         """The next batch: queued finals (oldest first), else the oldest partials."""
         now = asyncio.get_running_loop().time()
-        while self._finals:
-            head = self._finals[0]
-            if head.future.done():
-                self._finals.popleft()
-            elif self._deadline is not None and now - head.queued > self._deadline:
-                self._finals.popleft()
+        for request in list(self._finals):
+            if request.future.done():
+                self._finals.remove(request)
+            elif (
+                self._deadline is not None
+                and request.waits_from is not None
+                and now - request.waits_from > self._deadline
+            ):
+                self._finals.remove(request)
                 self._count("deadline")
-                logger.warning("! final decode waited %.1f s: failing its task", now - head.queued)
-                head.future.set_exception(EngineError(BUSY))
-            else:
-                break
+                waited = now - request.queued
+                logger.warning("! final decode waited %.1f s: failing its task", waited)
+                request.future.set_exception(EngineError(BUSY))
         if self._finals:
             return self._pick(self._finals, lambda r: self._finals.remove(r), self._max_batch)
         for stream, request in list(self._partials.items()):

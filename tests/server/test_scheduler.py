@@ -140,6 +140,25 @@ async def test_a_final_past_its_deadline_fails_busy(pool, metrics) -> None:
     assert (await scheduler.decode(asr, audio(4), FINAL, stream="next")).text == "final4"
 
 
+async def test_a_streams_own_backlog_of_finals_is_not_overload(pool, metrics) -> None:
+    # A client sending a recording faster than real time queues its sentences behind its
+    # own running final: each waits from when the one before it was answered.
+    asr, scheduler = GatedAsr(), make(pool, metrics, final_deadline_s=0.1)
+    first = await _blocked(scheduler, asr)
+    own = [
+        asyncio.create_task(scheduler.decode(asr, audio(i), FINAL, stream="blocker"))
+        for i in (1, 2)
+    ]
+    other = asyncio.create_task(scheduler.decode(asr, audio(3), FINAL, stream="other"))
+    await asyncio.sleep(0.3)
+    asr.gate.set()
+    assert (await first).text == "final0"
+    assert [(await t).text for t in own] == ["final1", "final2"]
+    with pytest.raises(EngineError, match="Instance pool exhausted!"):
+        await other  # another stream's final waited past the deadline: overload
+    assert sample(metrics, "nls_decodes_dropped_total", reason="deadline") == 1
+
+
 async def test_ready_segments_go_as_one_batch_and_errors_stay_with_theirs(pool, metrics) -> None:
     asr, scheduler = GatedAsr(), make(pool, metrics, max_batch=8)
     first = await _blocked(scheduler, asr)
