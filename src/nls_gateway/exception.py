@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nls.exception import NlsError
 
-__all__ = ["EngineError", "EngineUnavailableError"]
+__all__ = ["DecodeAbandoned", "EngineError", "EngineUnavailableError"]
 
 
 class EngineError(NlsError):
@@ -15,3 +15,8 @@ class EngineError(NlsError):
 
 class EngineUnavailableError(EngineError):
     """An engine's library or weights are missing; the message says how to install them."""
+
+
+class DecodeAbandoned(Exception):
+    """A partial decode stopped early because its ``AsrOptions.abandon`` said so (a final
+    is waiting for the cores); the scheduler drops the partial, nobody sees an error."""

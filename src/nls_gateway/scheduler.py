@@ -12,7 +12,10 @@ for a final; a partial is only a preview that the next partial or the final repl
 * partials get at most ``partial_share`` of the engine's time: after a partial batch that
   took *d* seconds the lane rests *d* × (1 / share − 1) before the next partial batch
   (a final starts at once), and a partial batch holds at most ``max_partial_batch``
-  segments, so a final that arrives while partials run waits for a short call only;
+  segments, so a final that arrives while partials run waits for a short call only; a
+  partial batch is also abandoned at the engine's next step (``AsrOptions.abandon``:
+  before the encoder, before the decoder) once a final is queued, so that final waits
+  for one encoder pass at most (``nls_decodes_dropped_total{reason="preempted"}``);
 * decodes run in ``lanes`` model calls at once (default 1: CTranslate2 already spreads one
   call over every core, and two calls at once only split the cores between them, while a
   free executor thread keeps audio ingest and TTS moving); what is queued when a lane
@@ -33,6 +36,7 @@ It knows nothing of sockets, NLS messages or tasks: a *stream* is any hashable k
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -41,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nls_gateway.engines.base import AsrEngine, AsrOptions, AsrResult, Float32Array
-from nls_gateway.exception import EngineError
+from nls_gateway.exception import DecodeAbandoned, EngineError
 from nls_gateway.metrics import GatewayMetrics
 
 __all__ = ["BUSY", "DecodeScheduler"]
@@ -175,6 +179,9 @@ class DecodeScheduler:
         self._partials.clear()
 
     # ---------------------------------------------------------------- queue
+
+    def _final_waiting(self) -> bool:
+        return bool(self._finals)
 
     def _queue_final(self, request: _Request, loop: asyncio.AbstractEventLoop) -> None:
         previous = self._last_final.get(request.stream)
@@ -314,20 +321,29 @@ class DecodeScheduler:
             for request in live:
                 metrics.decode_wait.labels(kind).observe(loop_now - request.queued)
         asr = live[0].asr
+        options = [r.options for r in live]
+        if kind == "partial":  # the engine stops it once a final waits (thread-safe read)
+            options = [dataclasses.replace(o, abandon=self._final_waiting) for o in options]
         try:
             if len(live) == 1:
                 results = [
-                    await self._call("transcribe", asr.transcribe, live[0].audio, live[0].options)
+                    await self._call("transcribe", asr.transcribe, live[0].audio, options[0])
                 ]
             else:
                 audios = [r.audio for r in live]
                 results = await self._call(
-                    "transcribe_batch", asr.transcribe_batch, audios, [r.options for r in live]
+                    "transcribe_batch", asr.transcribe_batch, audios, options
                 )
             if len(results) != len(live):
                 raise EngineError(
                     f"transcribe_batch returned {len(results)} results for {len(live)} segments"
                 )
+        except DecodeAbandoned:
+            for request in live:
+                if not request.future.done():
+                    request.future.set_result(None)
+                    self._count("preempted")
+            return
         except EngineError as exc:
             # A timeout (or shutdown) stays with the whole batch: retrying a hung segment
             # would only tie up another executor thread.

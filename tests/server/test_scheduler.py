@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from nls_gateway.engines.base import AsrOptions, AsrResult, Float32Array
-from nls_gateway.exception import EngineError
+from nls_gateway.exception import DecodeAbandoned, EngineError
 from nls_gateway.metrics import GatewayMetrics
 from nls_gateway.scheduler import DecodeScheduler
 
@@ -41,6 +41,8 @@ class GatedAsr:
         self.calls.append(batch)
         if len(self.calls) == 1:
             self.gate.wait(5)
+        if any(o.abandon is not None and o.abandon() for o in options):
+            raise DecodeAbandoned  # as Whisper does between its encoder and decoder
         if self.fail_marker is not None and any(m == self.fail_marker for _, m in batch):
             raise RuntimeError("bad segment")
         return [AsrResult(f"{kind}{marker}") for kind, marker in batch]
@@ -120,6 +122,24 @@ async def test_a_superseded_partial_is_never_decoded(pool, metrics) -> None:
     await first
     assert asr.calls[1:] == [[("final", 3)]]
     assert sample(metrics, "nls_decodes_dropped_total", reason="superseded") == 2
+
+
+async def test_a_queued_final_preempts_the_running_partial(pool, metrics) -> None:
+    asr, scheduler = GatedAsr(), make(pool, metrics)
+    running = asyncio.create_task(scheduler.decode(asr, audio(1), PARTIAL, stream="a"))
+    for _ in range(100):
+        if asr.calls:
+            break
+        await asyncio.sleep(0.01)
+    final = asyncio.create_task(scheduler.decode(asr, audio(2), FINAL, stream="b"))
+    await asyncio.sleep(0.02)
+    asr.gate.set()
+    assert await running is None  # abandoned at its next step: the final needs the cores
+    assert (await final).text == "final2"
+    assert asr.calls == [[("partial", 1)], [("final", 2)]]
+    assert sample(metrics, "nls_decodes_dropped_total", reason="preempted") == 1
+    # Without a waiting final a partial runs to the end.
+    assert (await scheduler.decode(asr, audio(3), PARTIAL, stream="a")).text == "partial3"
 
 
 async def test_a_final_past_its_deadline_fails_busy(pool, metrics) -> None:

@@ -109,6 +109,10 @@ class AsrOptions:
     engine's default."""
     words: bool = True
     """Word times are wanted (``enable_words``); engines may skip aligning them if not."""
+    abandon: Callable[[], bool] | None = field(default=None, compare=False)
+    """For partials: engines may call it between the costly steps of a decode (e.g. after
+    the encoder) and raise ``DecodeAbandoned`` when it returns True. It is called from the
+    engine's thread and must be cheap."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,7 @@ from nls_gateway.engines.whisper_models import (
     LoadedModel,
     ModelCache,
 )
-from nls_gateway.exception import EngineError, EngineUnavailableError
+from nls_gateway.exception import DecodeAbandoned, EngineError, EngineUnavailableError
 
 __all__ = [
     "BASE_MODEL",
@@ -349,7 +349,9 @@ class WhisperEngine:
             padded[: min(job.audio.size, n_samples)] = job.audio[:n_samples]
             mels.append(model.features(padded, padding=0)[:, :frames])
         batch = np.ascontiguousarray(np.stack(mels).astype(np.float32))
+        _abandon_if_asked(jobs)  # before the encoder, and again before the decoder
         encoded = model.ct2.encode(self._ct2.StorageView.from_array(batch))
+        _abandon_if_asked(jobs)
         max_tokens = 448 - max(len(job.prompt) for job in jobs)
         # Speech carries at most ~10 tokens/s; a longer output is a repetition loop.
         # (CTranslate2 counts the prompt after <|startofprev|> into max_length.)
@@ -470,6 +472,12 @@ class WhisperEngine:
         encoded = model.ct2.encode(self._ct2.StorageView.from_array(mel))
         token, _ = model.ct2.detect_language(encoded)[0][0]
         return str(token).strip("<|>")
+
+
+def _abandon_if_asked(jobs: Sequence[_Job]) -> None:
+    """Stop a partial decode whose ``AsrOptions.abandon`` says a final needs the cores."""
+    if any(job.options.abandon is not None and job.options.abandon() for job in jobs):
+        raise DecodeAbandoned
 
 
 def _longest_seconds(jobs: Sequence[_Job]) -> float:
