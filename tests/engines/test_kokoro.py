@@ -166,3 +166,52 @@ def test_pause_depends_on_where_the_chunk_was_cut() -> None:
     text = "今天天气很好，我们一起去公园散步吧。"
     assert kokoro._pause_after(text, 4) < kokoro._pause_after(text, 7)
     assert kokoro._pause_after(text, 7) < kokoro._pause_after(text, len(text))
+
+
+def test_chunk_joins_have_no_discontinuity(engine: kokoro.KokoroEngine) -> None:
+    text = "北京时间今天上午十点整我们在会议室召开全体员工大会，讨论明年的计划。"
+    chunks = list(engine.synthesize(text, TtsOptions(voice="xiaoyun")))
+    assert len(chunks) >= 3  # the first clause is cut into pieces for early audio
+    edge = kokoro.SAMPLE_RATE * 5 // 1000
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        # Cut at silence: the last / first 5 ms are quiet and the step between them small.
+        assert np.sqrt(np.mean(a.audio[-edge:] ** 2)) < 0.01
+        assert np.sqrt(np.mean(b.audio[:edge] ** 2)) < 0.01
+        assert abs(float(a.audio[-1]) - float(b.audio[0])) < 0.005
+    whole = np.concatenate([c.audio for c in chunks])
+    # No sample-to-sample step at a join larger than the largest inside speech.
+    steps = np.abs(np.diff(whole))
+    joins = np.cumsum([c.audio.size for c in chunks])[:-1] - 1
+    assert steps[joins].max() <= 0.05 * steps.max()
+
+
+def test_xiaoyun_and_xiaogang_sound_different(engine: kokoro.KokoroEngine) -> None:
+    text = "今天天气很好。"
+    female = np.concatenate([c.audio for c in engine.synthesize(text, TtsOptions("xiaoyun"))])
+    male = np.concatenate([c.audio for c in engine.synthesize(text, TtsOptions("xiaogang"))])
+    assert female.size != male.size or not np.allclose(female, male, atol=1e-3)
+    assert _pitch_hz(female) > _pitch_hz(male) * 1.3  # a female voice speaks higher
+
+
+def test_blend_voice_is_between_its_parts(engine: kokoro.KokoroEngine) -> None:
+    a, b = engine._style("zf_xiaoxiao"), engine._style("zf_xiaobei")
+    blend = engine._style("zf_xiaoxiao+zf_xiaobei")
+    assert np.allclose(blend, (a + b) / 2, atol=1e-6)
+    assert not np.allclose(blend, a) and not np.allclose(blend, b)
+
+
+def _pitch_hz(audio: np.ndarray) -> float:
+    """Median autocorrelation pitch (70–400 Hz) over the voiced 40 ms frames."""
+    rate, frame = kokoro.SAMPLE_RATE, kokoro.SAMPLE_RATE * 40 // 1000
+    lo, hi = rate // 400, rate // 70
+    pitches = []
+    for start in range(0, audio.size - frame, frame):
+        x = audio[start : start + frame].astype(np.float64)
+        if np.sqrt(np.mean(x * x)) < 0.03:
+            continue
+        x -= x.mean()
+        ac = np.correlate(x, x, "full")[frame - 1 :]
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] > 0.4 * ac[0]:
+            pitches.append(rate / lag)
+    return float(np.median(pitches))

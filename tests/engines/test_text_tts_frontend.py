@@ -32,7 +32,8 @@ def phonemizer() -> Phonemizer:
     ("syllable", "ipa"),
     [
         ("ma1", "ma→"),
-        ("zhong1", "ʈʂʊ→ŋ"),
+        ("zhong1", "ꭧʊ→ŋ"),
+        ("chi1", "ꭧʰɨ→"),
         ("guo2", "kwo↗"),
         ("ni3", "ni↓"),
         ("hao3", "xau↓"),

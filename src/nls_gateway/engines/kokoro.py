@@ -153,6 +153,8 @@ _SILENCE_RMS = 0.004
 """Windows quieter than this (about −48 dBFS) count as silence; speech windows are ≥ 0.02."""
 _LEAD_KEEP = SAMPLE_RATE * 40 // 1000
 """Silence kept before speech so soft onsets (s, f, h) are not clipped."""
+_FADE = SAMPLE_RATE * 3 // 1000
+"""Fade-in and fade-out at each chunk's cut edges (3 ms)."""
 _PAUSE_MS = {"inner": 40, "comma": 220, "stop": 380}
 """Silence kept after a chunk cut inside a clause, at ，、；： and at 。！？ / end of text."""
 _STOPS = set("。！？!?.…\n")
@@ -264,7 +266,7 @@ class KokoroEngine:
         style: Float32Array,
         speed: float,
     ) -> Iterator[TtsChunk]:
-        british = info.engine_voice.startswith("b")
+        british = all(part.startswith("b") for part in info.engine_voice.split("+"))
         result = self._phonemizer.phonemize(
             text[begin:end], language=info.language, british=british
         )
@@ -296,10 +298,13 @@ class KokoroEngine:
         )
 
     def _style(self, voice: str) -> Float32Array:
+        """The style table of a Kokoro voice, or of a blend ``a+b`` (the mean of both
+        tables, the usual Kokoro way to get a timbre between two voices)."""
         with self._styles_lock:
             style = self._styles.get(voice)
             if style is None:
-                style = load_style(voice, self._locate)
+                parts = [load_style(part, self._locate) for part in voice.split("+")]
+                style = np.mean(parts, axis=0).astype(np.float32)
                 self._styles[voice] = style
             return style
 
@@ -391,7 +396,15 @@ def _trim(samples: Float32Array, keep_after: int) -> Float32Array:
         return samples
     start = max(0, int(loud[0]) * _FRAME - _LEAD_KEEP)
     stop = min(samples.size, (int(loud[-1]) + 1) * _FRAME + keep_after)
-    return samples[start:stop]
+    out = samples[start:stop].copy()
+    # The cuts fall in silence; a short fade at both ends makes sure no join between two
+    # chunks is a step (a click), even where the model left some noise there.
+    n = min(_FADE, out.size // 2)
+    if n:
+        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+        out[:n] *= ramp
+        out[-n:] *= ramp[::-1]
+    return out
 
 
 def _latency_pieces(text: str, begin: int, end: int, target: int) -> list[tuple[int, int]]:

@@ -1,14 +1,15 @@
 """The NLS voice table: every voice name the NLS API accepts, mapped to a local Kokoro voice.
 
-This module owns the data only: NLS voice name → (language, gender, Kokoro voice id). The
-mapping keeps each NLS voice's language and gender, except for the two default voices
-(``xiaoyun``, ``longxiaochun``), which get the most intelligible voice whatever its gender
-(see the comment in the table). Within a gender it prefers the Kokoro
-voices that came back most intelligible in the round-trip test (Whisper base, see
-``benchmarks/tts.py`` and ``shared/models/README.md``): ``zm_yunxi`` for male Mandarin
-voices, ``zf_xiaoxiao`` for female Mandarin voices; the other Kokoro voices are spread over
-the remaining names so that different NLS names sound different. Operators can remap any
-name with ``kokoro.create(voice_map={...})``.
+This module owns the data only: NLS voice name → (language, gender, Kokoro voice id). Every
+NLS voice keeps its documented language and gender (xiaoyun and longxiaochun are female,
+xiaogang is male). Kokoro v1.0 ships four female and four male Mandarin voices, fewer than
+the NLS names, so the table also uses blends: ``zf_xiaoxiao+zf_xiaobei`` is the mean of the
+two voices' style tables, a timbre between the two (the usual Kokoro technique). Blends were
+kept only where the round trip through the gateway's own ASR stayed intelligible
+(``benchmarks/tts.py``; figures in ``docs/voices.md``, which also lists the whole table).
+The commonly used names get distinct voices; the defaults xiaoyun, longxiaochun (female)
+and xiaogang (male) never share one. Operators can remap any name with
+``kokoro.create(voice_map={...})``.
 
 It must not import the model or any heavy library: the gateway lists voices without loading
 an engine.
@@ -20,7 +21,14 @@ from collections.abc import Mapping
 
 from nls_gateway.engines.base import VoiceInfo
 
-__all__ = ["DEFAULT_VOICE", "FLOWING_DEFAULT_VOICE", "KOKORO_VOICES", "VOICES", "voice_table"]
+__all__ = [
+    "DEFAULT_VOICE",
+    "FLOWING_DEFAULT_VOICE",
+    "KOKORO_VOICES",
+    "VOICES",
+    "kokoro_voice",
+    "voice_table",
+]
 
 DEFAULT_VOICE = "xiaoyun"
 """NLS default for SpeechSynthesizer / SpeechLongSynthesizer (protocol.md §6.1)."""
@@ -50,65 +58,86 @@ KOKORO_VOICES: dict[str, tuple[str, str]] = {
 }
 """Kokoro voice id → (language, gender); the voice files the engine can load."""
 
-# (NLS name, Kokoro voice, description). Language and gender follow from the Kokoro voice,
-# which was chosen to match the NLS voice's own language and gender.
+_XX_BEI = "zf_xiaoxiao+zf_xiaobei"
+_XX_YI = "zf_xiaoxiao+zf_xiaoyi"
+_XX_NI = "zf_xiaoxiao+zf_xiaoni"
+_BEI_NI = "zf_xiaobei+zf_xiaoni"
+_YI_BEI = "zf_xiaoyi+zf_xiaobei"
+_XI_JIAN = "zm_yunxi+zm_yunjian"
+_XI_YANG = "zm_yunxi+zm_yunyang"
+_XI_XIA = "zm_yunxi+zm_yunxia"
+_BF = "bf_emma+bf_isabella"
+_BM = "bm_george+bm_lewis"
+
+# (NLS name, Kokoro voice or blend, NLS description). Language and gender follow from the
+# Kokoro voice, which was chosen to match the NLS voice's own language and gender.
 _TABLE: tuple[tuple[str, str, str], ...] = (
-    # General Mandarin voices (SpeechSynthesizer).
-    # The two defaults map to the most intelligible Kokoro voice measured (zm_yunxi: round-trip
-    # CER 16.5 % vs 23.1 % for the best female voice, zf_xiaoxiao, on benchmarks/tts.py's
-    # sentences), trading NLS's female timbre for clarity. Remap with voice_map if needed.
-    ("xiaoyun", "zm_yunxi", "标准女声 in NLS; mapped to the clearest local voice (male)"),
+    # General Mandarin voices (SpeechSynthesizer); xiaoyun is the NLS default.
+    ("xiaoyun", "zf_xiaoxiao", "标准女声"),
     ("xiaogang", "zm_yunxi", "标准男声"),
-    ("ruoxi", "zf_xiaoxiao", "温柔女声"),
-    ("siqi", "zf_xiaoxiao", "温柔女声"),
-    ("sijia", "zf_xiaoyi", "标准女声"),
-    ("sicheng", "zm_yunxi", "标准男声"),
-    ("aiqi", "zf_xiaoxiao", "温柔女声"),
-    ("aijia", "zf_xiaoyi", "标准女声"),
-    ("aicheng", "zm_yunxi", "标准男声"),
-    ("aida", "zm_yunjian", "标准男声"),
-    ("ailun", "zm_yunyang", "悬疑解说男声"),
-    ("aifei", "zm_yunxia", "激昂解说"),
-    ("aixia", "zf_xiaobei", "亲和女声"),
-    ("aimei", "zf_xiaoxiao", "甜美女声"),
-    ("aiyu", "zf_xiaoni", "自然女声"),
+    ("ruoxi", "zf_xiaoyi", "温柔女声"),
+    ("siqi", _XX_BEI, "温柔女声"),
+    ("sijia", "zf_xiaobei", "标准女声"),
+    ("sicheng", "zm_yunjian", "标准男声"),
+    ("aiqi", _XX_YI, "温柔女声"),
+    ("aijia", "zf_xiaoni", "标准女声"),
+    ("aicheng", _XI_JIAN, "标准男声"),
+    ("aida", "zm_yunyang", "标准男声"),
+    ("ailun", _XI_YANG, "悬疑解说男声"),
+    ("aifei", "zm_yunxia", "激昂解说男声"),
+    ("aixia", _XX_NI, "亲和女声"),
+    ("aimei", _BEI_NI, "甜美女声"),
+    ("aiyu", _YI_BEI, "自然女声"),
     ("yina", "zf_xiaobei", "浙普女声"),
     ("ninger", "zf_xiaoni", "标准女声"),
     ("ruilin", "zf_xiaoyi", "标准女声"),
-    ("xiaomei", "zf_xiaobei", "甜美女声"),
-    ("siyue", "zf_xiaoxiao", "温柔女声"),
+    ("xiaomei", _BEI_NI, "甜美女声"),
+    ("siyue", _XX_YI, "温柔女声"),
     # 48 kHz "zhi*" voices.
-    ("zhiqi", "zf_xiaoxiao", "温柔女声"),
-    ("zhitian", "zf_xiaoni", "甜美女声"),
-    ("zhiyan", "zf_xiaoyi", "自然女声"),
+    ("zhiqi", _XX_BEI, "温柔女声"),
+    ("zhitian", _BEI_NI, "甜美女声"),
+    ("zhiyan", "zf_xiaoni", "自然女声"),
     ("zhiya", "zf_xiaobei", "标准女声"),
-    ("zhimiao", "zf_xiaoxiao", "多情感女声"),
-    ("zhimi", "zf_xiaoni", "多情感女声"),
-    ("zhishuo", "zm_yunxi", "自然男声"),
+    ("zhimiao", _XX_NI, "多情感女声"),
+    ("zhimi", _YI_BEI, "多情感女声"),
+    ("zhishuo", _XI_XIA, "自然男声"),
     ("zhifeng", "zm_yunjian", "多情感男声"),
-    # FlowingSpeechSynthesizer (CosyVoice) "long*" voices.
-    ("longxiaochun", "zm_yunxi", "知性积极女 in NLS; flowing default, clearest voice (male)"),
+    # FlowingSpeechSynthesizer (CosyVoice) "long*" voices; longxiaochun is the default.
+    ("longxiaochun", _XX_BEI, "知性积极女"),
     ("longxiaoxia", "zf_xiaoyi", "沉稳权威女"),
     ("longwan", "zf_xiaobei", "积极知性女"),
     ("longyue", "zf_xiaoni", "温暖磁性女"),
-    ("longcheng", "zm_yunxi", "智慧青年男"),
+    ("longcheng", _XI_XIA, "智慧青年男"),
     ("longshu", "zm_yunjian", "沉稳青年男"),
     ("longfei", "zm_yunyang", "热血磁性男"),
     ("longxiang", "zm_yunxia", "自然男"),
     # English voices.
-    ("andy", "am_michael", "American male"),
-    ("abby", "af_heart", "American female"),
-    ("annie", "af_bella", "American female"),
-    ("betty", "af_sarah", "American female"),
-    ("harry", "bm_george", "British male"),
-    ("eric", "am_adam", "American male"),
-    ("emily", "bf_emma", "British female"),
-    ("luna", "af_nicole", "American female"),
-    ("luca", "bm_lewis", "British male"),
-    ("wendy", "bf_isabella", "British female"),
-    ("william", "am_fenrir", "American male"),
-    ("olivia", "af_heart", "American female"),
+    ("andy", "am_michael", "美音男声"),
+    ("abby", "af_heart", "美音女声"),
+    ("annie", "af_bella", "美音女声"),
+    ("betty", "af_sarah", "美音女声"),
+    ("harry", "bm_george", "英音男声"),
+    ("eric", "bm_lewis", "英音男声"),
+    ("emily", "bf_emma", "英音女声"),
+    ("luna", "bf_isabella", "英音女声"),
+    ("luca", _BM, "英音男声"),
+    ("wendy", _BF, "英音女声"),
+    ("william", "am_adam", "英音男声 in NLS; an American voice here (three British ones taken)"),
+    ("olivia", "af_nicole", "英音女声 in NLS; an American voice here (three British ones taken)"),
 )
+
+
+def kokoro_voice(voice: str) -> tuple[str, str]:
+    """(language, gender) of a Kokoro voice id or of a blend ``a+b`` of such ids.
+
+    Raises:
+        KeyError: an unknown Kokoro voice, or a blend of voices whose language or gender
+            differ (a blend keeps both).
+    """
+    kinds = {KOKORO_VOICES[part] for part in voice.split("+") if part in KOKORO_VOICES}
+    if len(kinds) != 1 or any(part not in KOKORO_VOICES for part in voice.split("+")):
+        raise KeyError(f"unknown Kokoro voice or mixed blend {voice!r}")
+    return kinds.pop()
 
 
 def voice_table(overrides: Mapping[str, str] | None = None) -> dict[str, VoiceInfo]:
@@ -116,20 +145,22 @@ def voice_table(overrides: Mapping[str, str] | None = None) -> dict[str, VoiceIn
 
     Args:
         overrides: NLS name → Kokoro voice id, replacing the default choice (e.g.
-            ``{"xiaoyun": "zf_xiaoxiao"}`` to get a female timbre back at some cost in clarity).
+            ``{"xiaoyun": "zm_yunxi"}``, or a blend ``"zf_xiaoni+zf_xiaoyi"``).
             A name not in the table adds a new NLS voice name.
 
     Raises:
-        KeyError: an override names a Kokoro voice that does not exist.
+        KeyError: an override names a Kokoro voice that does not exist (or blends a
+            male and a female voice, or two languages).
     """
     rows = {name: (voice, desc) for name, voice, desc in _TABLE}
     for name, voice in (overrides or {}).items():
         rows[name] = (voice, rows.get(name, ("", "custom"))[1])
     table: dict[str, VoiceInfo] = {}
     for name, (voice, desc) in rows.items():
-        if voice not in KOKORO_VOICES:
-            raise KeyError(f"unknown Kokoro voice {voice!r} for NLS voice {name!r}")
-        language, gender = KOKORO_VOICES[voice]
+        try:
+            language, gender = kokoro_voice(voice)
+        except KeyError:
+            raise KeyError(f"unknown Kokoro voice {voice!r} for NLS voice {name!r}") from None
         table[name] = VoiceInfo(name, language, gender, voice, desc)
     return table
 

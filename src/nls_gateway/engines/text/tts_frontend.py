@@ -54,9 +54,11 @@ _PUNCT = {
     "（": "(", "）": ")", "(": "(", ")": ")",
 }  # fmt: skip
 
+# zh/ch are Kokoro's single symbol ꭧ (U+AB67), as misaki writes them: spelled ʈʂ they became
+# two tokens (ʈ, ʂ) the model never saw for Mandarin, and every zh/ch syllable was blurred.
 _INITIALS = {
     "b": "p", "p": "pʰ", "m": "m", "f": "f", "d": "t", "t": "tʰ", "n": "n", "l": "l",
-    "g": "k", "k": "kʰ", "h": "x", "j": "ʨ", "q": "ʨʰ", "x": "ɕ", "zh": "ʈʂ", "ch": "ʈʂʰ",
+    "g": "k", "k": "kʰ", "h": "x", "j": "ʨ", "q": "ʨʰ", "x": "ɕ", "zh": "ꭧ", "ch": "ꭧʰ",
     "sh": "ʂ", "r": "ɻ", "z": "ʦ", "c": "ʦʰ", "s": "s",
 }  # fmt: skip
 # Finals with "0" where the tone goes: after the vowel nucleus, before a nasal coda.
