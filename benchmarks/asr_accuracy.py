@@ -53,9 +53,7 @@ def main() -> None:
     args = parser.parse_args()
 
     load_start = time.perf_counter()
-    engine = WhisperEngine(
-        locate=modelstore.locate, beam_size=args.beam, lm_weight=args.lm_weight
-    )
+    engine = WhisperEngine(locate=modelstore.locate, beam_size=args.beam, lm_weight=args.lm_weight)
     engine.preload(("zh", "en"))
     load_s = time.perf_counter() - load_start
     vad = SileroVad()
