@@ -6,9 +6,11 @@ the front-ends (``nls.asyncio``, ``nls_gateway``) move the bytes. Stdlib only.
 
 from __future__ import annotations
 
+from nls.protocol.base import Protocol
 from nls.protocol.client import ClientProtocol, local_task_failed
 from nls.protocol.commands import (
     COMMAND_TYPES,
+    AsrStart,
     Command,
     ControlTranscriber,
     FlushText,
@@ -20,6 +22,7 @@ from nls.protocol.commands import (
     StopRecognition,
     StopSynthesis,
     StopTranscription,
+    check_range,
 )
 from nls.protocol.constants import (
     DEFAULT_CONTEXT,
@@ -70,6 +73,7 @@ __all__ = [
     "GENERIC",
     "MAX_FRAME_BYTES",
     "SPECS",
+    "AsrStart",
     "AudioData",
     "AudioReceived",
     "ClientProtocol",
@@ -85,6 +89,7 @@ __all__ = [
     "MetaInfo",
     "Namespace",
     "NamespaceSpec",
+    "Protocol",
     "RecognitionCompleted",
     "RecognitionResultChanged",
     "RecognitionStarted",
@@ -109,6 +114,7 @@ __all__ = [
     "TranscriptionResultChanged",
     "TranscriptionStarted",
     "UnknownEvent",
+    "check_range",
     "default_context",
     "event_from_message",
     "is_valid_id",

@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from nls.exception import LocalProtocolError, RemoteProtocolError
+from nls.protocol.base import Protocol
 from nls.protocol.commands import Command, GenericCommand
-from nls.protocol.constants import MAX_FRAME_BYTES, Status, default_context
+from nls.protocol.constants import Status, default_context
 from nls.protocol.events import AudioData, Event, TaskFailed, event_from_message
 from nls.protocol.messages import (
     IdFactory,
@@ -39,7 +40,7 @@ logger = logging.getLogger("nls.protocol")
 _UNSET: Any = object()
 
 
-class ClientProtocol:
+class ClientProtocol(Protocol):
     """One connection's client side, for one namespace, one task at a time.
 
     Args:
@@ -57,29 +58,14 @@ class ClientProtocol:
         context: Mapping[str, Any] | None = _UNSET,
         id_factory: IdFactory = new_id,
     ) -> None:
+        super().__init__()
         self.namespace = namespace
         self.appkey = appkey
         self.spec: NamespaceSpec = spec_for(namespace)
         self._context = default_context() if context is _UNSET else context
         self._new_id = id_factory
-        self._state = TaskState.IDLE
-        self.task_id = ""
         self.remote_error: RemoteProtocolError | None = None
         self._events: list[Event | AudioData] = []
-        self._out: list[str | bytes] = []
-        self._debug = logger.isEnabledFor(logging.DEBUG)
-
-    # ------------------------------------------------------------------ state
-
-    @property
-    def state(self) -> TaskState:
-        """The current task's state."""
-        return self._state
-
-    def _set_state(self, state: TaskState) -> None:
-        if self._debug and state is not self._state:
-            logger.debug("= %s %s -> %s", self.task_id, self._state.name, state.name)
-        self._state = state
 
     # ------------------------------------------------------------ app intents
 
@@ -106,9 +92,7 @@ class ClientProtocol:
         if not data:
             raise LocalProtocolError("audio data is empty", status_hint=Status.CLIENT_ERROR)
         self._advance_local(Step.AUDIO_IN, "audio")
-        view = memoryview(data)
-        for offset in range(0, len(view), MAX_FRAME_BYTES):
-            self._out.append(bytes(view[offset : offset + MAX_FRAME_BYTES]))
+        self._queue_audio(data)
 
     def control(self, command: Command) -> None:
         """Queue a mid-task command (ControlTranscriber, RunSynthesis, FlushText)."""
@@ -222,11 +206,6 @@ class ClientProtocol:
         """Events parsed since the last call, in order."""
         events, self._events = self._events, []
         return events
-
-    def data_to_send(self) -> list[str | bytes]:
-        """Frames to send, in order: ``str`` as text frames, ``bytes`` as binary frames."""
-        out, self._out = self._out, []
-        return out
 
     # ---------------------------------------------------------------- private
 

@@ -13,15 +13,16 @@ not the protocol's. No I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
-from nls.exception import RemoteProtocolError
+from nls.exception import InvalidParameter, RemoteProtocolError
 from nls.protocol.constants import Status
 
 __all__ = [
     "COMMAND_TYPES",
+    "AsrStart",
     "Command",
     "ControlTranscriber",
     "FlushText",
@@ -33,6 +34,7 @@ __all__ = [
     "StopRecognition",
     "StopSynthesis",
     "StopTranscription",
+    "check_range",
 ]
 
 _C = TypeVar("_C", bound="Command")
@@ -106,10 +108,14 @@ class Command:
 
 
 @dataclass(frozen=True, slots=True)
-class StartRecognition(Command):
-    """SpeechRecognizer ``StartRecognition`` (§4.1)."""
+class AsrStart(Command):
+    """The payload fields both recognition start commands have (§4.1, §5.1).
 
-    name: ClassVar[str] = "StartRecognition"
+    Not a command itself: :class:`StartRecognition` and :class:`StartTranscription` add
+    their own fields after these, so the JSON key order on the wire is the same as
+    before (``fields()`` lists a base's fields first).
+    """
+
     format: str = "pcm"
     sample_rate: int = 16000
     enable_intermediate_result: bool = False
@@ -117,23 +123,23 @@ class StartRecognition(Command):
     enable_inverse_text_normalization: bool = False
     customization_id: str | None = None
     vocabulary_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartRecognition(AsrStart):
+    """SpeechRecognizer ``StartRecognition`` (§4.1)."""
+
+    name: ClassVar[str] = "StartRecognition"
     enable_voice_detection: bool | None = None
     max_start_silence: int | None = None
     max_end_silence: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class StartTranscription(Command):
+class StartTranscription(AsrStart):
     """SpeechTranscriber ``StartTranscription`` (§5.1)."""
 
     name: ClassVar[str] = "StartTranscription"
-    format: str = "pcm"
-    sample_rate: int = 16000
-    enable_intermediate_result: bool = False
-    enable_punctuation_prediction: bool = False
-    enable_inverse_text_normalization: bool = False
-    customization_id: str | None = None
-    vocabulary_id: str | None = None
     max_sentence_silence: int | None = None
     enable_words: bool | None = None
     disfluency: bool | None = None
@@ -237,3 +243,41 @@ COMMAND_TYPES: dict[str, type[Command]] = {
 }
 """Wire name → payload class. Node's ``ControlTranscription`` spelling is mapped too."""
 COMMAND_TYPES["ControlTranscription"] = ControlTranscriber
+
+
+def check_range(
+    name: str,
+    value: float | None,
+    low: float,
+    high: float,
+    *,
+    error: Callable[[int, str], Exception] | None = None,
+) -> None:
+    """Check a numeric payload value against its documented range (§4.1, §5.1, §6.1).
+
+    The one range rule for both halves: a value that is not sent (None) passes; anything
+    else must be a number within ``low…high``, bounds included. The SDK checks its
+    arguments with it before any I/O; the gateway checks received payloads with it.
+
+    Args:
+        name: the JSON key, named in the message.
+        value: the value, or None when the key is not sent.
+        low: smallest allowed value.
+        high: largest allowed value.
+        error: how the caller reports a breach: called with 40000003 PARAMETER_INVALID
+            and the cloud's status text (``Gateway:PARAMETER_INVALID:Invalid volume 101,
+            must be within [0, 100]!``), it returns the exception to raise (a server
+            passes its task-error type). Without it, :class:`~nls.exception.InvalidParameter`
+            with the text after the prefix is raised.
+
+    Raises:
+        InvalidParameter: the value is out of range (or not a number), without ``error``.
+    """
+    if value is None:
+        return
+    if isinstance(value, int | float) and low <= value <= high:
+        return
+    detail = f"Invalid {name} {value}, must be within [{low:g}, {high:g}]!"
+    if error is None:
+        raise InvalidParameter(detail)
+    raise error(Status.PARAMETER_INVALID, Status.PARAMETER_INVALID.text.format(detail))

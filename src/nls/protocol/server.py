@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from nls.exception import LocalProtocolError, RemoteProtocolError
+from nls.protocol.base import Protocol
 from nls.protocol.commands import COMMAND_TYPES, Command, GenericCommand
-from nls.protocol.constants import MAX_FRAME_BYTES, Namespace, Status
+from nls.protocol.constants import Namespace, Status
 from nls.protocol.messages import (
     Header,
     IdFactory,
@@ -58,7 +59,7 @@ class AudioReceived:
     data: bytes
 
 
-class ServerProtocol:
+class ServerProtocol(Protocol):
     """One connection's server side: one task at a time, several tasks in sequence.
 
     Args:
@@ -69,10 +70,9 @@ class ServerProtocol:
     def __init__(
         self, *, namespaces: Collection[str] | None = None, id_factory: IdFactory = new_id
     ) -> None:
+        super().__init__()
         self._namespaces = frozenset(namespaces if namespaces is not None else SPECS)
         self._new_id = id_factory
-        self._state = TaskState.IDLE
-        self.task_id = ""
         self.namespace = ""
         self.appkey = ""
         self.spec: NamespaceSpec | None = None
@@ -81,12 +81,6 @@ class ServerProtocol:
         self.should_close = False
         """True once a TaskFailed was sent: close the socket after flushing (§2.7)."""
         self._events: list[CommandReceived | AudioReceived] = []
-        self._out: list[str | bytes] = []
-        self._debug = logger.isEnabledFor(logging.DEBUG)
-
-    @property
-    def state(self) -> TaskState:
-        return self._state
 
     # ------------------------------------------------------------ peer input
 
@@ -150,9 +144,7 @@ class ServerProtocol:
         spec = self._require_spec("audio")
         if not spec.sends_audio or transition(spec, self._state, Step.PROGRESS) is None:
             raise LocalProtocolError(f"cannot send audio in state {self._state.name}")
-        view = memoryview(data)
-        for offset in range(0, len(view), MAX_FRAME_BYTES):
-            self._out.append(bytes(view[offset : offset + MAX_FRAME_BYTES]))
+        self._queue_audio(data)
 
     def fail(self, status: int, status_text: str | None = None, *, gateway: bool = False) -> None:
         """Queue TaskFailed for the current task (or a connection-level one) and end it.
@@ -176,10 +168,6 @@ class ServerProtocol:
     def events_received(self) -> list[CommandReceived | AudioReceived]:
         events, self._events = self._events, []
         return events
-
-    def data_to_send(self) -> list[str | bytes]:
-        out, self._out = self._out, []
-        return out
 
     # ---------------------------------------------------------------- private
 
@@ -245,11 +233,6 @@ class ServerProtocol:
         if self.spec is None:
             raise LocalProtocolError(f"cannot send {what}: no task")
         return self.spec
-
-    def _set_state(self, state: TaskState) -> None:
-        if self._debug and state is not self._state:
-            logger.debug("= %s %s -> %s", self.task_id, self._state.name, state.name)
-        self._state = state
 
     def _queue(
         self,

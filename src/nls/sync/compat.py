@@ -11,6 +11,7 @@ from typing import Any
 
 from nls.asyncio.session import AsyncSession
 from nls.exception import InvalidParameter
+from nls.protocol import check_range
 from nls.sync.session import Callbacks, SyncSession
 
 __all__ = [
@@ -20,7 +21,6 @@ __all__ = [
     "TTS_SAMPLE_RATES",
     "check_asr",
     "check_credentials",
-    "check_range",
     "check_tts",
     "sync_session",
 ]
@@ -66,14 +66,14 @@ def check_tts(
         raise InvalidParameter(
             f"sample_rate: {sample_rate} not supported; use one of {TTS_SAMPLE_RATES}"
         )
-    check_range("volume", volume, 0, 100)
-    check_range("speech_rate", speech_rate, -500, 500)
-    check_range("pitch_rate", pitch_rate, -500, 500)
-
-
-def check_range(name: str, value: int, low: int, high: int) -> None:
-    if not isinstance(value, int) or not low <= value <= high:
-        raise InvalidParameter(f"{name}: {value!r} is outside {low}..{high}")
+    for name, value, low, high in (
+        ("volume", volume, 0, 100),
+        ("speech_rate", speech_rate, -500, 500),
+        ("pitch_rate", pitch_rate, -500, 500),
+    ):
+        if not isinstance(value, int):  # the payload fields are JSON integers
+            raise InvalidParameter(f"{name}: {value!r} is not an integer")
+        check_range(name, value, low, high)
 
 
 def sync_session(

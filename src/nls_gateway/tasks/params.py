@@ -13,10 +13,16 @@ It must not call an engine or send anything: it raises
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Sequence
 
-from nls.protocol import StartRecognition, StartSynthesis, StartTranscription
+from nls.protocol import (
+    StartRecognition,
+    StartSynthesis,
+    StartTranscription,
+    check_range as payload_range_check,
+)
 from nls.protocol.constants import Status
 from nls_gateway.audio.decoder import SUPPORTED_FORMATS, AudioFormatError, Decoder
 from nls_gateway.audio.input import make_decoder
@@ -87,15 +93,9 @@ def audio_error(exc: AudioFormatError) -> TaskError:
     return TaskError(exc.status, text)
 
 
-def check_range(name: str, value: float | None, low: float, high: float) -> None:
-    """Raise 40000003 PARAMETER_INVALID when ``value`` is set and outside ``low…high``."""
-    if value is not None and not low <= value <= high:
-        raise TaskError(
-            Status.PARAMETER_INVALID,
-            Status.PARAMETER_INVALID.text.format(
-                f"Invalid {name} {value}, must be within [{low:g}, {high:g}]!"
-            ),
-        )
+check_range = functools.partial(payload_range_check, error=TaskError)
+"""Raise 40000003 PARAMETER_INVALID when ``value`` is set and outside ``low…high``
+(the protocol core's range rule, reported as this task's TaskError)."""
 
 
 def hotwords(command: StartRecognition | StartTranscription, project: Project) -> tuple[str, ...]:
