@@ -3,7 +3,8 @@
 ``start(name, payload, context)`` connects and sends one command without waiting for an
 answer; every event whose name is a key of ``user_callback`` goes to that function as
 ``fn(json_text, *callback_args)``; binary frames go to ``on_data``; TaskFailed and
-transport failures go to ``on_error``.
+transport failures go to ``on_error``. Translation only, like the other drop-in classes:
+the session itself is ``nls.sync``'s.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from nls.asyncio.session import AsyncSession
 from nls.protocol import DEFAULT_URL
 from nls.sync.compat import sync_session
 
@@ -70,12 +70,13 @@ class NlsCommonProto:
         Returns:
             True once connected and sent; False on failure (``on_error`` says why).
         """
-
-        async def send(session: AsyncSession) -> None:
-            await session.send_command(name, payload or {}, context, timeout=timeout)
-
-        return self._sync.start(
-            send, timeout=timeout, ping_interval=ping_interval, ping_timeout=ping_timeout
+        return self._sync.start_command(
+            name,
+            payload,
+            context,
+            timeout=timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
         )
 
     def send_text(
@@ -86,9 +87,7 @@ class NlsCommonProto:
         timeout: float = 10,
     ) -> bool:
         """Send another command of the same task."""
-        return self._sync.control(
-            lambda session: session.send_command(name, payload, context), timeout
-        )
+        return self._sync.send_command(name, payload, context, timeout)
 
     def send_binary(self, pcm_data: bytes) -> bool:
         """Send a binary frame (does not block)."""

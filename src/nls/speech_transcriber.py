@@ -70,4 +70,4 @@ class NlsSpeechTranscriber(RecognitionDropIn):
         if not params:
             raise InvalidParameter("ctrl: give parameters, e.g. ctrl(ex={...}) or ctrl(key=value)")
         command = ControlTranscriber(extra=params)
-        return self._sync.control(lambda session: session.send_control(command), timeout)
+        return self._sync.send_control(command, timeout)

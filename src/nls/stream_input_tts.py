@@ -112,7 +112,7 @@ class NlsStreamInputTtsSynthesizer:
         if not self._sync.connected:
             raise WrongStateException("sendStreamInputTts: not started")
         command = RunSynthesis(text=text)
-        return self._sync.control(lambda session: session.send_control(command), timeout)
+        return self._sync.send_control(command, timeout)
 
     def stopStreamInputTts(self, timeout: float = 60) -> bool:  # noqa: N802 - original name
         """No more text: block until the remaining audio and ``on_completed`` (or timeout).

@@ -121,6 +121,37 @@ class SyncSession:
             return False
         return self._wait(self._acall(coro_factory, session), timeout)
 
+    def start_command(
+        self,
+        name: str,
+        payload: Mapping[str, Any] | None,
+        context: Mapping[str, Any] | None,
+        *,
+        timeout: float,
+        **session_kwargs: Any,
+    ) -> bool:
+        """Connect and send any command by name, without waiting for an answer; True once
+        sent (``NlsCommonProto.start``: the 0.0.1 API leaves the answer to callbacks)."""
+
+        async def send(session: AsyncSession) -> None:
+            await session.send_command(name, payload or {}, context, timeout=timeout)
+
+        return self.start(send, timeout=timeout, **session_kwargs)
+
+    def send_command(
+        self,
+        name: str,
+        payload: Mapping[str, Any] | None,
+        context: Mapping[str, Any] | None,
+        timeout: float,
+    ) -> bool:
+        """Send another command of the running task by name (``NlsCommonProto.send_text``)."""
+        return self.control(lambda session: session.send_command(name, payload, context), timeout)
+
+    def send_control(self, command: Command, timeout: float) -> bool:
+        """Send a mid-task command (ControlTranscriber, RunSynthesis); True once sent."""
+        return self.control(lambda session: session.send_control(command), timeout)
+
     def send_audio(self, data: bytes) -> bool:
         """Queue audio without blocking; False (with one warning) when it cannot be sent."""
         if not data:
