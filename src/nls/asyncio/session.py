@@ -39,7 +39,14 @@ from nls.protocol import (
 )
 from nls.token import TokenProvider, token_url_for
 
-__all__ = ["AsyncSession", "CommandSession", "Credentials", "merge_ex", "shared_token_provider"]
+__all__ = [
+    "AsyncSession",
+    "CommandSession",
+    "Credentials",
+    "TokenSource",
+    "merge_ex",
+    "shared_token_provider",
+]
 
 _providers: dict[tuple[str, str, str], TokenProvider] = {}
 _providers_lock = threading.Lock()
@@ -58,8 +65,10 @@ def shared_token_provider(akid: str, aksecret: str, url: str) -> TokenProvider:
         return provider
 
 
-class Credentials:
-    """Where a session's token comes from: a fixed token or an AccessKey pair.
+class TokenSource:
+    """Where a session's token comes from: a fixed token or an AccessKey pair (plus the
+    appkey the handshake names). Not the gateway's ``nls_gateway.auth.Credentials``, which
+    is the server's table of accepted keys.
 
     Raises:
         InvalidParameter: neither a token nor a complete AccessKey pair, or no appkey.
@@ -105,6 +114,10 @@ class Credentials:
         return True
 
 
+Credentials = TokenSource
+"""The former name of :class:`TokenSource`, kept for code that imported it."""
+
+
 class AsyncSession:
     """One task of ``namespace``; subclasses add the namespace's typed methods."""
 
@@ -125,7 +138,7 @@ class AsyncSession:
         buffer_events: bool = True,
     ) -> None:
         self.url = url
-        self.credentials = Credentials(
+        self.token_source = TokenSource(
             url, token=token, akid=akid, aksecret=aksecret, appkey=appkey, token_url=token_url
         )
         if namespace is not None:
@@ -148,14 +161,14 @@ class AsyncSession:
         self.started, self.completed = loop.create_future(), loop.create_future()
         for attempt in range(2):
             try:
-                token = await asyncio.wait_for(self.credentials.token(), timeout)
+                token = await asyncio.wait_for(self.token_source.token(), timeout)
             except TimeoutError as exc:
                 raise StartTimeoutException("getting a token timed out") from exc
             try:
                 self.connection = await AsyncConnection.open(
                     self.url,
                     namespace=self.namespace,
-                    appkey=self.credentials.appkey,
+                    appkey=self.token_source.appkey,
                     token=token,
                     open_timeout=timeout,
                     ping_interval=self.ping_interval,
@@ -164,7 +177,7 @@ class AsyncSession:
                 )
             except ConnectionUnavailable as exc:
                 # A cached token the gateway considers expired: fetch a new one, once.
-                if attempt == 0 and self.credentials.refresh_after(exc):
+                if attempt == 0 and self.token_source.refresh_after(exc):
                     continue
                 raise
             break
