@@ -43,7 +43,7 @@ from nls_gateway.engines.base import (
     VoiceInfo,
 )
 from nls_gateway.engines.text.tts_frontend import Phonemizer, split_clauses, split_words
-from nls_gateway.engines.voices import voice_table
+from nls_gateway.engines.voices import DEFAULT_VOICE, FLOWING_DEFAULT_VOICE, voice_table
 from nls_gateway.exception import EngineUnavailableError
 
 __all__ = [
@@ -315,7 +315,7 @@ def create(
     threads: int = 2,
     voice_map: Mapping[str, str] | None = None,
     first_chunk_chars: int = 6,
-    preload_voices: Sequence[str] = ("zf_xiaoxiao", "zm_yunxi"),
+    preload_voices: Sequence[str] | None = None,
 ) -> KokoroEngine:
     """Load Kokoro (model, vocabulary, front-end) once.
 
@@ -325,8 +325,9 @@ def create(
         voice_map: NLS voice name → Kokoro voice id overrides (see :mod:`.voices`).
         first_chunk_chars: about how many characters the first chunk speaks (Chinese;
             three times as many for English voices).
-        preload_voices: Kokoro voices to load now rather than on first use; the first is
-            also used for a warm-up synthesis.
+        preload_voices: Kokoro voices (or blends) to load now rather than on first use;
+            the first is also used for a warm-up synthesis. Default: those of the NLS
+            default voices (xiaoyun, longxiaochun) and xiaogang.
 
     Raises:
         EngineUnavailableError: onnxruntime, the front-end libraries or a model file is
@@ -362,6 +363,10 @@ def create(
         first_chunk_chars=first_chunk_chars,
         locate=locate,
     )
+    if preload_voices is None:
+        table = voice_table(voice_map)
+        names = (DEFAULT_VOICE, FLOWING_DEFAULT_VOICE, "xiaogang")
+        preload_voices = list(dict.fromkeys(table[n].engine_voice for n in names if n in table))
     for voice in preload_voices:
         engine._style(voice)
     if preload_voices:
@@ -396,7 +401,7 @@ def _trim(samples: Float32Array, keep_after: int) -> Float32Array:
         return samples
     start = max(0, int(loud[0]) * _FRAME - _LEAD_KEEP)
     stop = min(samples.size, (int(loud[-1]) + 1) * _FRAME + keep_after)
-    out = samples[start:stop].copy()
+    out: Float32Array = samples[start:stop].copy()
     # The cuts fall in silence; a short fade at both ends makes sure no join between two
     # chunks is a step (a click), even where the model left some noise there.
     n = min(_FADE, out.size // 2)
