@@ -72,6 +72,7 @@ from nls_gateway.engines.whisper_models import (
     TINY_EN_MODEL,
     LoadedModel,
     ModelCache,
+    prefer_avx512,
 )
 from nls_gateway.exception import DecodeAbandoned, EngineError, EngineUnavailableError
 
@@ -173,6 +174,7 @@ class WhisperEngine:
         lm_weight: float = LM_WEIGHT,
         hotword_bonus: float = HOTWORD_BONUS,
     ) -> None:
+        prefer_avx512()
         try:
             import ctranslate2
             import faster_whisper  # noqa: F401  (feature extractor and tokenizer)
