@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nls_gateway.engines.voices import (
@@ -84,3 +86,14 @@ def test_overrides_remap_and_validate() -> None:
         voice_table({"xiaoyun": "zz_nobody"})
     with pytest.raises(KeyError):
         voice_table({"xiaoyun": "zf_xiaoni+zm_yunxi"})
+
+
+def test_docs_list_the_table_as_it_is() -> None:
+    """docs/voices.md's table is the code's: each name with its language, gender and voice."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "voices.md").read_text("utf-8")
+    rows = {}
+    for line in doc.split("## The table", 1)[1].splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0] in VOICES:
+            rows[cells[0]] = (cells[1], cells[2], cells[4])
+    assert rows == {n: (v.language, v.gender, v.engine_voice) for n, v in VOICES.items()}

@@ -58,11 +58,15 @@ KOKORO_VOICES: dict[str, tuple[str, str]] = {
 }
 """Kokoro voice id → (language, gender); the voice files the engine can load."""
 
-_XX_BEI = "zf_xiaoxiao+zf_xiaobei"
+# Blends (mean style tables); their round-trip CER is in docs/voices.md.
+_ZF_ALL = "zf_xiaobei+zf_xiaoni+zf_xiaoxiao+zf_xiaoyi"
 _XX_YI = "zf_xiaoxiao+zf_xiaoyi"
-_XX_NI = "zf_xiaoxiao+zf_xiaoni"
+_XX_BEI = "zf_xiaoxiao+zf_xiaobei"
+_BEI_YI = "zf_xiaobei+zf_xiaoyi"
+_XX_YI_BEI = "zf_xiaoxiao+zf_xiaoyi+zf_xiaobei"
 _BEI_NI = "zf_xiaobei+zf_xiaoni"
-_YI_BEI = "zf_xiaoyi+zf_xiaobei"
+_XX_NI = "zf_xiaoxiao+zf_xiaoni"
+_YI_NI = "zf_xiaoyi+zf_xiaoni"
 _XI_JIAN = "zm_yunxi+zm_yunjian"
 _XI_YANG = "zm_yunxi+zm_yunyang"
 _XI_XIA = "zm_yunxi+zm_yunxia"
@@ -70,47 +74,48 @@ _BF = "bf_emma+bf_isabella"
 _BM = "bm_george+bm_lewis"
 
 # (NLS name, Kokoro voice or blend, NLS description). Language and gender follow from the
-# Kokoro voice, which was chosen to match the NLS voice's own language and gender.
+# Kokoro voice, which was chosen to match the NLS voice's own language and gender; the
+# defaults get the most intelligible voice of their gender (docs/voices.md).
 _TABLE: tuple[tuple[str, str, str], ...] = (
     # General Mandarin voices (SpeechSynthesizer); xiaoyun is the NLS default.
-    ("xiaoyun", "zf_xiaoxiao", "标准女声"),
-    ("xiaogang", "zm_yunxi", "标准男声"),
-    ("ruoxi", "zf_xiaoyi", "温柔女声"),
-    ("siqi", _XX_BEI, "温柔女声"),
-    ("sijia", "zf_xiaobei", "标准女声"),
-    ("sicheng", "zm_yunjian", "标准男声"),
-    ("aiqi", _XX_YI, "温柔女声"),
-    ("aijia", "zf_xiaoni", "标准女声"),
-    ("aicheng", _XI_JIAN, "标准男声"),
-    ("aida", "zm_yunyang", "标准男声"),
-    ("ailun", _XI_YANG, "悬疑解说男声"),
+    ("xiaoyun", _ZF_ALL, "标准女声"),
+    ("xiaogang", _XI_JIAN, "标准男声"),
+    ("ruoxi", _XX_BEI, "温柔女声"),
+    ("siqi", _BEI_YI, "温柔女声"),
+    ("sijia", "zf_xiaoyi", "标准女声"),
+    ("sicheng", "zm_yunxi", "标准男声"),
+    ("aiqi", _XX_YI_BEI, "温柔女声"),
+    ("aijia", "zf_xiaobei", "标准女声"),
+    ("aicheng", "zm_yunjian", "标准男声"),
+    ("aida", _XI_YANG, "标准男声"),
+    ("ailun", "zm_yunyang", "悬疑解说男声"),
     ("aifei", "zm_yunxia", "激昂解说男声"),
     ("aixia", _XX_NI, "亲和女声"),
     ("aimei", _BEI_NI, "甜美女声"),
-    ("aiyu", _YI_BEI, "自然女声"),
-    ("yina", "zf_xiaobei", "浙普女声"),
-    ("ninger", "zf_xiaoni", "标准女声"),
-    ("ruilin", "zf_xiaoyi", "标准女声"),
+    ("aiyu", _YI_NI, "自然女声"),
+    ("yina", "zf_xiaoni", "浙普女声"),
+    ("ninger", "zf_xiaoxiao", "标准女声"),
+    ("ruilin", _XX_YI, "标准女声"),
     ("xiaomei", _BEI_NI, "甜美女声"),
-    ("siyue", _XX_YI, "温柔女声"),
+    ("siyue", _XX_BEI, "温柔女声"),
     # 48 kHz "zhi*" voices.
-    ("zhiqi", _XX_BEI, "温柔女声"),
+    ("zhiqi", _BEI_YI, "温柔女声"),
     ("zhitian", _BEI_NI, "甜美女声"),
-    ("zhiyan", "zf_xiaoni", "自然女声"),
+    ("zhiyan", _YI_NI, "自然女声"),
     ("zhiya", "zf_xiaobei", "标准女声"),
     ("zhimiao", _XX_NI, "多情感女声"),
-    ("zhimi", _YI_BEI, "多情感女声"),
+    ("zhimi", "zf_xiaoni", "多情感女声"),
     ("zhishuo", _XI_XIA, "自然男声"),
     ("zhifeng", "zm_yunjian", "多情感男声"),
     # FlowingSpeechSynthesizer (CosyVoice) "long*" voices; longxiaochun is the default.
-    ("longxiaochun", _XX_BEI, "知性积极女"),
+    ("longxiaochun", _XX_YI, "知性积极女"),
     ("longxiaoxia", "zf_xiaoyi", "沉稳权威女"),
-    ("longwan", "zf_xiaobei", "积极知性女"),
-    ("longyue", "zf_xiaoni", "温暖磁性女"),
-    ("longcheng", _XI_XIA, "智慧青年男"),
+    ("longwan", _XX_BEI, "积极知性女"),
+    ("longyue", _XX_YI_BEI, "温暖磁性女"),
+    ("longcheng", "zm_yunxi", "智慧青年男"),
     ("longshu", "zm_yunjian", "沉稳青年男"),
     ("longfei", "zm_yunyang", "热血磁性男"),
-    ("longxiang", "zm_yunxia", "自然男"),
+    ("longxiang", _XI_XIA, "自然男"),
     # English voices.
     ("andy", "am_michael", "美音男声"),
     ("abby", "af_heart", "美音女声"),
