@@ -54,8 +54,14 @@ RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
         ("nls", "nls_gateway", "asyncio", "websockets"),
         ("nls_gateway.engines", "nls_gateway.exception"),
     ),
-    # R7: task handlers use engine interfaces, never concrete adapters.
-    ("nls_gateway.tasks", ("nls_gateway.engines",), ("nls_gateway.engines.base",)),
+    # R7: task handlers use engine interfaces, never concrete adapters. The text rules
+    # (pure functions on strings, no model) are not adapters: the tasks apply the NLS
+    # sentence rules (a SentenceEnd ends with its mark) to any engine's text.
+    (
+        "nls_gateway.tasks",
+        ("nls_gateway.engines",),
+        ("nls_gateway.engines.base", "nls_gateway.engines.text"),
+    ),
 ]
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from nls_gateway.engines.text.asr_zh import (
+    end_sentence,
     inverse_normalize,
     normalize_punctuation,
     postprocess,
@@ -22,6 +23,54 @@ def test_normalize_punctuation_full_width_and_spaces_for_zh() -> None:
     assert normalize_punctuation("我 想 问, 你好吗?", "zh") == "我想问，你好吗？"
     assert normalize_punctuation("气温3.5度.", "zh") == "气温3.5度。"
     assert normalize_punctuation("Hello, world?", "en") == "Hello, world?"
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "ended"),
+    [
+        # Whisper base's real outputs on zh_dev_long_01 (no final mark) and en_dev_long_01
+        ("广州市房地产中介协会分析", "zh", "广州市房地产中介协会分析。"),
+        (
+            "欢迎大家来体验达摩院推出的语音识别模型",
+            None,
+            "欢迎大家来体验达摩院推出的语音识别模型。",
+        ),
+        ("is to be ill-disposed,", "en", "is to be ill-disposed."),
+        ("甚至出现交易几乎停止的情况。", "zh", "甚至出现交易几乎停止的情况。"),
+        ("他说：“你好。”", "zh", "他说：“你好。”"),
+        ("他说：“你好”", "zh", "他说：“你好”。"),
+        ("好的，", "zh", "好的。"),
+        ("真的吗…", "zh", "真的吗？"),
+        # questions a cheap rule can tell
+        ("我有的时候说不清楚你们知道吗", "zh", "我有的时候说不清楚你们知道吗？"),
+        ("你最喜欢哪个季节", "zh", "你最喜欢哪个季节？"),
+        ("你去不去", "zh", "你去不去？"),
+        ("你在干什么呢", "zh", "你在干什么呢？"),
+        ("他们呢", "zh", "他们呢？"),
+        ("你是学生，对吧", "zh", "你是学生，对吧？"),
+        ("Do you like it", "en", "Do you like it?"),
+        ("What is your name", "en", "What is your name?"),
+        # ... and the statements that look like them
+        ("我们走吧", "zh", "我们走吧。"),
+        ("我还没吃呢", "zh", "我还没吃呢。"),
+        ("好几个呢", "zh", "好几个呢。"),
+        ("我不知道他去不去", "zh", "我不知道他去不去。"),
+        ("什么都没有", "zh", "什么都没有。"),
+        ("我不怎么喜欢", "zh", "我不怎么喜欢。"),
+        ("没什么", "zh", "没什么。"),
+        (
+            "Had he married her, he might have been happy",
+            "en",
+            "Had he married her, he might have been happy.",
+        ),
+        ("When he came home he slept", "en", "When he came home he slept."),
+        # nothing to end
+        ("", "zh", ""),
+        ("。", "zh", "。"),
+    ],
+)
+def test_end_sentence(text: str, language: str | None, ended: str) -> None:
+    assert end_sentence(text, language) == ended
 
 
 def test_strip_punctuation_keeps_latin_word_spaces() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ from nls.protocol import Command, StartRecognition, StartTranscription
 from nls.protocol.constants import Status
 from nls_gateway.audio.decoder import AudioFormatError, Decoder
 from nls_gateway.engines.base import AsrEngine, AsrResult, Float32Array, VadEngine
+from nls_gateway.engines.text import asr_zh
 from nls_gateway.exception import EngineError
 from nls_gateway.segmenter import Segmenter, SegmenterConfig
 from nls_gateway.tasks import params
@@ -182,7 +184,8 @@ class AsrTask(TaskHandler, Generic[_Start, _Ingested]):
     # ------------------------------------------------------------------ decodes
 
     async def _final(self, audio: Float32Array) -> AsrResult:
-        """The final (beam) decode of ``audio``; it goes before every queued partial.
+        """The final (beam) decode of ``audio``; it goes before every queued partial. With
+        punctuation on, its text ends with the sentence's end mark.
 
         Raises:
             EngineError: it waited past the scheduler's deadline (50000000 "Instance pool
@@ -192,6 +195,12 @@ class AsrTask(TaskHandler, Generic[_Start, _Ingested]):
         result = await self.ctx.runner.decode(self._asr, audio, options, stream=self)
         if result is None:  # only partials are ever dropped
             raise EngineError("final decode dropped")
+        if options.punctuation and result.text:
+            # A final is a whole sentence, and NLS ends each with its mark; Whisper leaves
+            # it off about half the Chinese ones (partials stay open: the sentence goes on).
+            language = result.language or options.language
+            text = asr_zh.end_sentence(result.text, language)
+            result = dataclasses.replace(result, text=text)
         return result
 
     def _partial(

@@ -59,6 +59,11 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SENTENCE_SILENCE = 800
 """§5.1 default ``max_sentence_silence``."""
+MAX_DECODE_MS = 30_000
+"""Sentences are split at their best pause before this length, below NLS's 60 s
+(``Limits.max_sentence_ms``): it is Whisper's encoder window, beyond which the engine has
+to cut the audio itself at an energy minimum with no idea of the speech, and every partial
+and final of a sentence re-decodes all of it, so their cost grows with its length."""
 SPECULATIVE_PAUSE_MS = 200
 """A pause this long starts the sentence's final decode (at least the segmenter's post-roll,
 so the audio is the same as the sentence's if it ends there)."""
@@ -118,7 +123,7 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
         config = SegmenterConfig(
             max_sentence_silence_ms=cmd.max_sentence_silence or DEFAULT_MAX_SENTENCE_SILENCE,
             speech_noise_threshold=cmd.speech_noise_threshold or 0.0,
-            max_sentence_ms=max(1000, self.ctx.limits.max_sentence_ms),
+            max_sentence_ms=max(1000, min(self.ctx.limits.max_sentence_ms, MAX_DECODE_MS)),
             pause_ms=SPECULATIVE_PAUSE_MS,
         )
         self._segmenter = await self._segmenter_for(vad, config)

@@ -9,8 +9,10 @@ for the cases engines.md §4 lists (``零下``, digit runs, clock times, words s
 ``一下``/``一些`` that contain a numeral but are not numbers), and its reverse for ITN off:
 NLS then writes every number in Chinese characters, while Whisper writes digits when it
 likes (``spell_numbers``: years and codes digit by digit, quantities as numbers). It also
-gives the scoring form used by the accuracy benchmark. Pure text functions: no audio, no
-model calls.
+owns the end mark of a finished sentence (``end_sentence``, zh and en; the recognition
+tasks apply it to finals, as Whisper base leaves it off about half the Chinese sentences),
+and gives the scoring form used by the accuracy benchmark. Pure text functions: no audio,
+no model calls.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from nls_gateway.exception import EngineUnavailableError
 __all__ = [
     "PUNCTUATION",
     "edit_distance",
+    "end_sentence",
     "inverse_normalize",
     "normalize_punctuation",
     "postprocess",
@@ -82,6 +85,82 @@ def normalize_punctuation(text: str, language: str) -> str:
     if text.startswith("《") and text.count("《") == 1 and text.rstrip("。").endswith("》"):
         text = text[1:].replace("》", "")
     return text
+
+
+_END_MARKS = "。？！.?!"
+_SOFT_TAIL = re.compile(r"[，,、；;：:…—\-~～\s]+$")
+_CLOSERS = "”’」』）)》\"'"
+# A trailing 吗 asks; 呢 and 吧 ask only in some sentences (我还没吃呢, 我们走吧 are
+# statements), so they need a question word or a confirming 对/是 before them.
+_ZH_QUESTION_WORDS = re.compile(
+    r"什么|怎么|为什么|为何|哪(?!怕)|谁|(?<![好十])几[个点岁天年次]|多少|多久|多大|难道|是否"
+)
+# 去不去, 是不是…: asks, unless the clause reports a question (我不知道他去不去).
+_ZH_A_NOT_A = re.compile(r"([\u4e00-\u9fff])不\1")
+_ZH_REPORTED = re.compile(r"知道|清楚|确定|问|看看|听|记得|明白|告诉")
+# 你最喜欢哪个季节 asks; 什么都没有 / 谁也不知道 (a wh-word before 都/也) and 没什么 /
+# 不怎么 do not.
+_ZH_WH = re.compile(r"(?<![没不])(?:什么|怎么|为什么|为何|哪(?!怕)|谁)(?![^，,。]{0,3}[都也])")
+_ZH_ASKING_TAIL = re.compile(
+    r"(?:吗|(?<![什怎这那多])么|对吧|是吧|是不是|对不对|好不好|行不行|能不能|要不要|有没有|可不可以|"
+    r"(?<![没不])什么|怎么样|怎么办|为什么|多少|哪里|哪儿|几点)$"
+)
+_EN_AUX = frozenset(
+    "am is are was were do does did have has had can could will would shall should may might "
+    "must isn't aren't wasn't weren't don't doesn't didn't haven't hasn't can't couldn't "
+    "won't wouldn't shouldn't".split()
+)
+_EN_WH = frozenset("what who whom whose which why where when how".split())
+_EN_SUBJECT = frozenset("i you he she it we they there this that these those".split())
+
+
+def end_sentence(text: str, language: str | None) -> str:
+    """``text`` as a finished sentence: ending with 。？！ (zh) or . ? ! (en).
+
+    NLS ends every ``SentenceEnd`` result with its mark when punctuation is on; Whisper
+    often stops without one or on a comma (a sentence the VAD cut at a pause). A comma,
+    colon or dash at the end is replaced; a closing quote or bracket keeps its place and
+    the mark goes after it unless one is already inside. The mark is ？ where a cheap rule
+    sees a question (a trailing 吗, a question word before 呢, "do you …"), else 。/ ``.``.
+    Text with nothing to say (no letter or digit) is returned unchanged.
+    """
+    text = text.rstrip()
+    if not any(ch.isalnum() for ch in text):
+        return text
+    body = text.rstrip(_CLOSERS)
+    closers = text[len(body) :]
+    if body.endswith(tuple(_END_MARKS)):
+        return text
+    body = _SOFT_TAIL.sub("", body)
+    zh = language == "zh" or (language not in ("en",) and re.search(f"[{_CJK}]", body))
+    question = _zh_question(body) if zh else _en_question(body)
+    mark = ("？" if question else "。") if zh else ("?" if question else ".")
+    return body + closers + mark
+
+
+def _zh_question(text: str) -> bool:
+    # Only the last clause decides: "我知道你去哪了，我们走吧" is not a question.
+    clause = re.split(r"[，,；;：:]", text)[-1]
+    if _ZH_ASKING_TAIL.search(clause):
+        return True
+    if not _ZH_REPORTED.search(clause) and (_ZH_A_NOT_A.search(clause) or _ZH_WH.search(clause)):
+        return True
+    if clause.endswith("呢"):
+        short = len(clause) <= 3  # 你呢 / 他们呢: "and you?"
+        return short or bool(_ZH_QUESTION_WORDS.search(clause))
+    return False
+
+
+def _en_question(text: str) -> bool:
+    # "Do you …", "Is it …", "What is …", "How are …"; "Had he married her, he would …"
+    # (an inverted conditional) has a comma, and "When he came he slept" no auxiliary.
+    words = re.findall(r"[a-z']+", text.lower())
+    if len(words) < 2 or "," in text:
+        return False
+    first, second = words[0], words[1]
+    if first in _EN_AUX:
+        return second in _EN_SUBJECT or second in ("the", "a", "an", "not")
+    return first in _EN_WH and (second in _EN_AUX or second.endswith("'s"))
 
 
 def strip_punctuation(text: str) -> str:
