@@ -35,7 +35,7 @@ from nls.protocol import Command, StartRecognition, StartTranscription
 from nls.protocol.constants import Status
 from nls_gateway.audio.decoder import AudioFormatError, Decoder
 from nls_gateway.engines.base import AsrEngine, AsrResult, Float32Array, VadEngine
-from nls_gateway.engines.text import asr_zh
+from nls_gateway.engines.text import asr_zh, disfluency
 from nls_gateway.exception import EngineError
 from nls_gateway.segmenter import Segmenter, SegmenterConfig
 from nls_gateway.tasks import params
@@ -184,37 +184,69 @@ class AsrTask(TaskHandler, Generic[_Start, _Ingested]):
     # ------------------------------------------------------------------ decodes
 
     async def _final(self, audio: Float32Array) -> AsrResult:
-        """The final (beam) decode of ``audio``; it goes before every queued partial. With
-        punctuation on, its text ends with the sentence's end mark.
+        """The final (beam) decode of ``audio``, shaped for the client (``_shape``); it
+        goes before every queued partial.
 
         Raises:
             EngineError: it waited past the scheduler's deadline (50000000 "Instance pool
                 exhausted!", §9), or the engine failed.
         """
+        return self._shape(await self._decode_final(audio), final=True)
+
+    async def _decode_final(self, audio: Float32Array, *, words: bool | None = None) -> AsrResult:
+        """The engine's final decode of ``audio``, as it gave it (``words``: override the
+        request's ``enable_words``)."""
         options = params.asr_options(self._cmd, self.ctx.project, final=True)
+        if words is not None:
+            options = dataclasses.replace(options, words=words)
         result = await self.ctx.runner.decode(self._asr, audio, options, stream=self)
         if result is None:  # only partials are ever dropped
             raise EngineError("final decode dropped")
-        if options.punctuation and result.text:
-            # A final is a whole sentence, and NLS ends each with its mark; Whisper leaves
-            # it off about half the Chinese ones (partials stay open: the sentence goes on).
-            language = result.language or options.language
-            text = asr_zh.end_sentence(result.text, language)
-            result = dataclasses.replace(result, text=text)
         return result
 
+    def _shape(self, result: AsrResult, *, final: bool) -> AsrResult:
+        """The engine's result as the request wants it: fillers removed (``disfluency``,
+        their words too), and for a final its sentence's end mark; the marks the engine
+        added only for those rules are stripped when punctuation is off."""
+        text, words = result.text, result.words
+        if params.disfluency(self._cmd) and text:
+            spans = disfluency.filler_spans(text)
+            if spans:
+                keep = disfluency.kept_words(text, [w.text for w in words], spans)
+                words = tuple(w for w, k in zip(words, keep, strict=True) if k)
+                text = disfluency.remove_spans(text, spans)
+        if not self._cmd.enable_punctuation_prediction:
+            if params.asr_options(self._cmd, self.ctx.project).punctuation:
+                text = asr_zh.strip_punctuation(text)
+        elif final and text:
+            # A final is a whole sentence, and NLS ends each with its mark; Whisper leaves
+            # it off about half the Chinese ones (partials stay open: the sentence goes on).
+            text = asr_zh.end_sentence(text, result.language or self.ctx.project.language)
+        if (text, words) == (result.text, result.words):
+            return result
+        return dataclasses.replace(result, text=text, words=words)
+
     def _partial(
-        self, audio: Float32Array, deliver: Callable[[AsrResult], Awaitable[None]]
+        self,
+        audio: Float32Array,
+        deliver: Callable[[AsrResult], Awaitable[None]],
+        inspect: Callable[[AsrResult], None] | None = None,
     ) -> None:
         """Ask for a partial of ``audio`` (``sent`` is the caller's to record); ``deliver``
-        gets its result unless it was superseded, is empty or is older than one shown."""
+        gets its shaped result unless it was superseded, is empty or is older than one
+        shown; ``inspect`` gets the engine's own result first (with every mark)."""
         self._partial_seq += 1
-        task = asyncio.ensure_future(self._run_partial(self._partial_seq, audio, deliver))
+        run = self._run_partial(self._partial_seq, audio, deliver, inspect)
+        task = asyncio.ensure_future(run)
         self._partials.add(task)
         task.add_done_callback(self._partials.discard)
 
     async def _run_partial(
-        self, seq: int, audio: Float32Array, deliver: Callable[[AsrResult], Awaitable[None]]
+        self,
+        seq: int,
+        audio: Float32Array,
+        deliver: Callable[[AsrResult], Awaitable[None]],
+        inspect: Callable[[AsrResult], None] | None,
     ) -> None:
         options = params.asr_options(self._cmd, self.ctx.project, final=False)
         started = time.monotonic()
@@ -224,8 +256,13 @@ class AsrTask(TaskHandler, Generic[_Start, _Ingested]):
                 return  # a newer partial or the final replaced it
             self._cadence.answered(time.monotonic() - started)
             self._partial_shown = seq
-            if result.text and not self._failed and not self.done:
-                await deliver(result)
+            if self._failed or self.done:
+                return
+            if inspect is not None and result.text:
+                inspect(result)
+            shaped = self._shape(result, final=False)
+            if shaped.text:
+                await deliver(shaped)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -40,8 +40,10 @@ __all__ = [
     "check_tts_text",
     "check_voice",
     "choose_voice",
+    "disfluency",
     "has_speakable_text",
     "hotwords",
+    "semantic_sentences",
     "speech_rate_to_speed",
     "tts_options",
 ]
@@ -131,7 +133,11 @@ def asr_options(
     """
     return AsrOptions(
         language=project.language,
-        punctuation=command.enable_punctuation_prediction,
+        # The filler and sentence-break rules read the marks (那个，… / 。): the engine
+        # punctuates for them and the task strips the marks if the client wants none.
+        punctuation=command.enable_punctuation_prediction
+        or disfluency(command)
+        or semantic_sentences(command),
         inverse_text_normalization=command.enable_inverse_text_normalization,
         final=final,
         hotwords=hotwords(command, project),
@@ -139,6 +145,20 @@ def asr_options(
         # Only SpeechTranscriber results carry word times (§5.4), and only when asked.
         words=bool(getattr(command, "enable_words", False)),
     )
+
+
+def disfluency(command: StartRecognition | StartTranscription) -> bool:
+    """``disfluency`` (§5.1): remove filler words. StartRecognition does not document it;
+    a client may still send it (the official SDK's ``ex``), and it works the same there."""
+    value = getattr(command, "disfluency", None)
+    if value is None:
+        value = command.extra.get("disfluency")
+    return value is True
+
+
+def semantic_sentences(command: StartRecognition | StartTranscription) -> bool:
+    """``enable_semantic_sentence_detection`` (§5.1, SpeechTranscriber only)."""
+    return getattr(command, "enable_semantic_sentence_detection", None) is True
 
 
 def speech_rate_to_speed(speech_rate: int) -> float:

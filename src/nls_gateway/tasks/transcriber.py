@@ -49,7 +49,7 @@ from nls_gateway.segmenter import (
     SpeechEnded,
     SpeechStarted,
 )
-from nls_gateway.tasks import params
+from nls_gateway.tasks import params, semantic
 from nls_gateway.tasks.asr import RATE, AsrTask
 from nls_gateway.tasks.base import TaskContext
 
@@ -87,8 +87,11 @@ class _End:
     index: int
     begin: int
     end: int
-    final: asyncio.Task[AsrResult]
-    """The sentence's final decode (perhaps the speculative one, started at a pause)."""
+    final: asyncio.Future[AsrResult]
+    """The engine's final decode of the sentence (perhaps the speculative one, started
+    at a pause, or a piece of a semantic split, already done); shaped when sent."""
+    audio: Float32Array | None = None
+    """Semantic mode: the sentence's audio, to break the final at its sentence marks."""
 
 
 _Job = _Begin | _Changed | _End
@@ -111,6 +114,11 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
         self._finals: set[asyncio.Task[AsrResult]] = set()
         # Speculative final decode: ((sentence begin ms, speech end ms), task)
         self._spec: tuple[tuple[int, int], asyncio.Task[AsrResult]] | None = None
+        # Where the open sentence begins (ms); later than the segmenter's sentence once a
+        # semantic break cut its front off.
+        self._begin: int | None = None
+        self._splitter: asyncio.Task[None] | None = None  # a semantic split's decode
+        self._shift = 0  # sentences a final's semantic breaks added (worker side)
 
     async def on_start(self) -> None:
         """Validate (41010100/41010101/40000003), then ``TranscriptionStarted``."""
@@ -169,6 +177,7 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
     async def close(self) -> None:
         """Cancel the worker and every decode still pending (their results are dropped)."""
         self._drop_spec()
+        self._drop_split()
         for task in self._finals:
             task.cancel()
         if self._worker is not None and not self._worker.done():
@@ -198,19 +207,28 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
             elif isinstance(event, SpeechStarted):
                 self._paused = False
                 self._index += 1
+                self._begin = event.begin_ms
                 self._cadence.begin(event.begin_ms * RATE // 1000)
                 self._jobs.put_nowait(_Begin(self._index, event.begin_ms))
             elif isinstance(event, SpeechEnded):
                 # forced=True: speech over limits.max_sentence_ms split at a pause (§2.5)
+                begin = event.begin_ms if self._begin is None else self._begin
                 self._ended = self._index
                 self._paused = False
+                self._begin = None
                 self._cadence.end()
                 self._drop_partials()  # the final below replaces them
-                final = self._take_spec(event) or self._start_final(event.audio)
-                self._jobs.put_nowait(_End(self._index, event.begin_ms, event.end_ms, final))
+                self._drop_split()  # and the whole sentence's final, a split of its front
+                audio = _after(event.audio, event.begin_ms, begin)
+                final = self._take_spec(event, begin) or self._start_final(audio)
+                by_meaning = params.semantic_sentences(self._cmd)
+                end = _End(self._index, begin, event.end_ms, final, audio if by_meaning else None)
+                self._jobs.put_nowait(end)
 
     def _start_final(self, audio: Float32Array) -> asyncio.Task[AsrResult]:
-        task = asyncio.ensure_future(self._final(audio))
+        # Semantic mode breaks finals too, which needs their word times.
+        words = True if params.semantic_sentences(self._cmd) else None
+        task = asyncio.ensure_future(self._decode_final(audio, words=words))
         task.add_done_callback(_retrieve)
         self._finals.add(task)
         task.add_done_callback(self._finals.discard)
@@ -219,7 +237,9 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
     def _start_spec(self, event: PauseStarted) -> None:
         """Start the final decode of the paused sentence (replacing a dropped one)."""
         self._drop_spec()
-        self._spec = ((event.begin_ms, event.speech_end_ms), self._start_final(event.audio))
+        begin = event.begin_ms if self._begin is None else self._begin
+        audio = _after(event.audio, event.begin_ms, begin)
+        self._spec = ((begin, event.speech_end_ms), self._start_final(audio))
 
     def _drop_spec(self) -> None:
         """Speech resumed: the speculative decode is stale. Cancelling it frees its place
@@ -228,12 +248,13 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
             self._spec[1].cancel()
             self._spec = None
 
-    def _take_spec(self, event: SpeechEnded) -> asyncio.Task[AsrResult] | None:
-        """The speculative decode of ``event``'s sentence, if it decoded the same speech."""
+    def _take_spec(self, event: SpeechEnded, begin: int) -> asyncio.Task[AsrResult] | None:
+        """The speculative decode of ``event``'s sentence (from ``begin``), if it decoded
+        the same speech."""
         spec, self._spec = self._spec, None
         if spec is None:
             return None
-        same = (event.begin_ms, event.speech_end_ms) == spec[0]
+        same = (begin, event.speech_end_ms) == spec[0]
         if same and not spec[1].cancelled():
             return spec[1]
         spec[1].cancel()
@@ -241,38 +262,84 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
 
     def _maybe_partial(self) -> None:
         seg = self._segmenter
-        if not self._cmd.enable_intermediate_result or self._paused:
+        by_meaning = params.semantic_sentences(self._cmd)
+        # Semantic breaks are read off the partials, so it decodes them even when the
+        # client does not want them (NLS requires enable_intermediate_result with it).
+        if not (self._cmd.enable_intermediate_result or by_meaning) or self._paused:
             return
-        begin = seg.sentence_begin_ms
-        if begin is None or not self._cadence.due(seg.audio.end, seg.speech_end):
+        seg_begin, begin = seg.sentence_begin_ms, self._begin
+        if seg_begin is None or begin is None:
+            return
+        if not self._cadence.due(seg.audio.end, seg.speech_end):
             return
         self._cadence.sent(seg.audio.end)
-        index, audio = self._index, seg.current_audio()
+        index, audio = self._index, _after(seg.current_audio(), seg_begin, begin)
         end = begin + audio.size * 1000 // RATE
 
         async def deliver(result: AsrResult) -> None:
-            if index > self._ended:  # else its SentenceEnd is already queued
+            # Not when its SentenceEnd is already queued (a pause or a semantic break).
+            if index > self._ended and self._cmd.enable_intermediate_result:
                 payload = self._result_payload(index, end, begin, result)
                 self._jobs.put_nowait(_Changed(payload))
 
-        self._partial(audio, deliver)
+        def inspect(result: AsrResult) -> None:
+            if index == self._index and index > self._ended and self._splitter is None:
+                if semantic.breaks(result.text):
+                    split = self._split(index, begin, audio)
+                    self._splitter = asyncio.ensure_future(split)
+
+        self._partial(audio, deliver, inspect if by_meaning else None)
+
+    async def _split(self, index: int, begin: int, audio: Float32Array) -> None:
+        """Semantic mode: a partial of sentence ``index`` (from ``begin`` ms) showed a
+        finished sentence. Decode ``audio`` again with word times, end each finished
+        sentence at its cut and go on with the rest as a new sentence."""
+        try:
+            result = await self._decode_final(audio, words=True)
+        except EngineError as exc:
+            # The VAD still ends the sentence, and its final says what went wrong.
+            logger.info("semantic split skipped: %s", exc)
+            return
+        except Exception as exc:
+            logger.exception("! semantic split failed")
+            await self._fail(exc)
+            return
+        finally:
+            if self._splitter is asyncio.current_task():
+                self._splitter = None
+        if index != self._index or index <= self._ended or begin != self._begin:
+            return  # the sentence ended (or was split) meanwhile
+        pieces = semantic.split(result, audio, RATE)[:-1]  # the rest goes on
+        if not pieces:
+            return
+        self._drop_spec()  # it decoded from the old begin
+        for piece in pieces:
+            done: asyncio.Future[AsrResult] = asyncio.get_running_loop().create_future()
+            done.set_result(piece.result)
+            start, cut = begin + piece.start_ms, begin + piece.end_ms
+            self._jobs.put_nowait(_End(self._index, start, cut, done))
+            self._ended = self._index
+            self._index += 1
+            self._jobs.put_nowait(_Begin(self._index, cut))
+        self._begin = begin + pieces[-1].end_ms
+        self._cadence.begin(self._begin * RATE // 1000)
+
+    def _drop_split(self) -> None:
+        if self._splitter is not None:
+            self._splitter.cancel()
+            self._splitter = None
 
     async def _work(self) -> None:
         """Send the queued sentence events in order."""
         try:
             while (job := await self._jobs.get()) is not None:
                 if isinstance(job, _Begin):
-                    # §5.4 SentenceBegin {index, time}: sentence start from stream start
-                    await self.ctx.send_event(
-                        "SentenceBegin", {"index": job.index, "time": job.time}
-                    )
+                    await self._sentence_begin(job.index + self._shift, job.time)
                 elif isinstance(job, _Changed):
-                    await self.ctx.send_event("TranscriptionResultChanged", job.payload)
+                    payload = {**job.payload, "index": job.payload["index"] + self._shift}
+                    await self.ctx.send_event("TranscriptionResultChanged", payload)
                 else:
-                    result = await job.final
-                    payload = self._result_payload(job.index, job.end, job.begin, result)
-                    payload["begin_time"] = job.begin
-                    await self.ctx.send_event("SentenceEnd", payload)
+                    await self._sentence_ends(job)
         except asyncio.CancelledError:
             raise
         except EngineError as exc:
@@ -281,6 +348,32 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
         except Exception as exc:
             logger.exception("! transcription worker failed")
             await self._fail(exc)
+
+    async def _sentence_begin(self, index: int, time_ms: int) -> None:
+        # §5.4 SentenceBegin {index, time}: sentence start from stream start
+        await self.ctx.send_event("SentenceBegin", {"index": index, "time": time_ms})
+
+    async def _sentence_ends(self, job: _End) -> None:
+        """The sentence's ``SentenceEnd``; in semantic mode one per finished sentence of
+        its final (each after the first with its own ``SentenceBegin``), so a sentence the
+        VAD ended before a partial showed its breaks is broken all the same."""
+        raw = await job.final
+        index = job.index + self._shift
+        if job.audio is None:
+            pieces = [semantic.Piece(raw, 0, job.end - job.begin)]
+        else:
+            pieces = semantic.split(raw, job.audio, RATE)
+        for n, piece in enumerate(pieces):
+            begin = job.begin + piece.start_ms
+            if n:
+                self._shift += 1
+                index += 1
+                await self._sentence_begin(index, begin)
+            end = job.end if n == len(pieces) - 1 else job.begin + piece.end_ms
+            result = self._shape(piece.result, final=True)
+            payload = self._result_payload(index, end, begin, result)
+            payload["begin_time"] = begin
+            await self.ctx.send_event("SentenceEnd", payload)
 
     def _result_payload(
         self, index: int, time_ms: int, begin: int, result: AsrResult
@@ -300,6 +393,11 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
             ]
         payload["status"] = 0
         return payload
+
+
+def _after(audio: Float32Array, audio_begin_ms: int, begin_ms: int) -> Float32Array:
+    """The part of ``audio`` (which starts at ``audio_begin_ms``) from ``begin_ms`` on."""
+    return audio[max(0, begin_ms - audio_begin_ms) * RATE // 1000 :]
 
 
 def _retrieve(task: asyncio.Task[AsrResult]) -> None:
