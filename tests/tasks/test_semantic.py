@@ -66,6 +66,23 @@ def test_split_cuts_in_the_quietest_part_of_the_gap() -> None:
     assert rest.result.confidence == 0.8
 
 
+def test_split_with_more_speech_cuts_after_a_text_that_stopped_at_its_mark() -> None:
+    # A decode of audio clipped mid-speech that stopped at the first mark: with ``more``
+    # (a partial showed text after it) its end is a sentence end, cut in the quiet after
+    # the last word; without, the text is the whole sentence.
+    words = _chars("今天天气很好")  # 0…600 ms
+    audio = np.full(int(1.6 * RATE), 0.2, dtype=np.float32)
+    audio[int(0.70 * RATE) : int(0.80 * RATE)] = 0.0
+    result = AsrResult("今天天气很好。", words)
+    first, rest = semantic.split(result, audio, RATE, more=True)
+    assert first.result.text == "今天天气很好。" and len(first.result.words) == 6
+    assert 700 <= first.end_ms < 800 and rest.result.text == ""
+    assert (rest.start_ms, rest.end_ms) == (first.end_ms, 1600)
+    assert len(semantic.split(result, audio, RATE)) == 1
+    # too little audio after the last word: it may still belong to the sentence
+    assert len(semantic.split(result, audio[: int(0.9 * RATE)], RATE, more=True)) == 1
+
+
 def test_split_keeps_whole_when_it_cannot_cut() -> None:
     audio = np.zeros(RATE, dtype=np.float32)
     no_words = AsrResult("你好。我们走吧")

@@ -25,6 +25,10 @@ __all__ = ["Piece", "breaks", "split"]
 
 MIN_SENTENCE_MS = 500
 """No sentence shorter than this is cut off (a mark after one syllable is a misreading)."""
+MIN_REST_MS = 400
+"""Audio after a decode's last word that counts as speech still to decode (``more``)."""
+TAIL_MS = 500
+"""How far after that last word its sentence's cut may lie."""
 _SLACK_MS = 60
 """How far outside the gap between two words a cut may go (alignment is ±1 frame)."""
 _FRAME_MS = 10
@@ -70,32 +74,62 @@ class Piece:
     """The cut: where the next sentence's audio begins (the audio's end for the last)."""
 
 
-def split(result: AsrResult, audio: Float32Array, sample_rate: int) -> list[Piece]:
+def split(
+    result: AsrResult, audio: Float32Array, sample_rate: int, *, more: bool = False
+) -> list[Piece]:
     """``result`` (a decode of ``audio`` with word times) as consecutive sentences: one
     piece per finished sentence, each ending at a cut between two words, and last the
     rest up to the end of ``audio``. One piece (the whole result) when nothing can be cut:
     no finished sentence, or no words to place the cut.
+
+    ``more``: a partial already showed speech after this text. A decode of audio cut off
+    mid-speech often stops at the first sentence mark (Whisper's beam search would rather
+    end there than guess at a clipped word), so a text that ends with its mark while at
+    least ``MIN_REST_MS`` of audio follows its last word is a finished sentence too; its
+    cut lies in the quietest part of the ``TAIL_MS`` after that word, and the rest piece
+    has no text yet (the caller decodes that audio as the next sentence).
     """
     text, words = result.text, result.words
     total_ms = audio.size * 1000 // sample_rate
     spans = word_spans(text, [w.text for w in words])
+    offsets = breaks(text) if words else []
+    if more and words and _ends_with_mark(text) and words[-1].end_ms + MIN_REST_MS <= total_ms:
+        offsets.append(len(text))
     pieces: list[Piece] = []
     start_ms, first_char, first_word = 0, 0, 0
-    for offset in breaks(text) if words else []:
+    for offset in offsets:
         before = [i for i, s in enumerate(spans) if s is not None and s[1] <= offset]
         after = [i for i, s in enumerate(spans) if s is not None and s[0] >= offset]
-        if not before or not after or before[-1] < first_word:
+        if not before or before[-1] < first_word:
             continue
-        last, nxt = words[before[-1]], words[after[0]]
-        cut = _quietest(audio, sample_rate, last.end_ms, nxt.start_ms)
-        if cut - start_ms < MIN_SENTENCE_MS or not last.start_ms < cut < nxt.end_ms:
+        last = words[before[-1]]
+        if after:
+            nxt = words[after[0]]
+            cut = _quietest(audio, sample_rate, last.end_ms, nxt.start_ms)
+            if not last.start_ms < cut < nxt.end_ms:
+                continue
+        elif offset == len(text):
+            tail_end = min(last.end_ms + TAIL_MS, total_ms - MIN_REST_MS)
+            cut = _quietest(audio, sample_rate, last.end_ms + _SLACK_MS, tail_end - _SLACK_MS)
+        else:
             continue
-        head = _piece(result, text[first_char:offset], words[first_word : after[0]], start_ms)
+        if cut - start_ms < MIN_SENTENCE_MS:
+            continue
+        head_words = words[first_word : after[0] if after else len(words)]
+        head = _piece(result, text[first_char:offset], head_words, start_ms)
         pieces.append(Piece(head, start_ms, cut))
-        start_ms, first_char, first_word = cut, offset, after[0]
+        start_ms, first_char = cut, offset
+        first_word = after[0] if after else len(words)
     rest = _piece(result, text[first_char:], words[first_word:], start_ms)
     pieces.append(Piece(rest, start_ms, max(start_ms, total_ms)))
     return pieces
+
+
+def _ends_with_mark(text: str) -> bool:
+    stripped = text.rstrip().rstrip(_CLOSERS)
+    return (
+        bool(stripped) and _MARK.search(stripped[-1:]) is not None and not stripped.endswith("..")
+    )
 
 
 def _piece(result: AsrResult, text: str, words: tuple[Word, ...], start_ms: int) -> AsrResult:

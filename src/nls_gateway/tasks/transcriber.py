@@ -309,7 +309,7 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
                 self._splitter = None
         if index != self._index or index <= self._ended or begin != self._begin:
             return  # the sentence ended (or was split) meanwhile
-        pieces = semantic.split(result, audio, RATE)[:-1]  # the rest goes on
+        pieces = semantic.split(result, audio, RATE, more=True)[:-1]  # the rest goes on
         if not pieces:
             return
         self._drop_spec()  # it decoded from the old begin
