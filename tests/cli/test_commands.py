@@ -30,7 +30,8 @@ from nls_gateway.cli.recognition import run_transcription
 from nls_gateway.cli.target import Target
 
 SAMPLE = Path(embedded.__file__).resolve().parents[1] / "samples" / "zh_welcome.wav"
-SAMPLE_TEXT = "欢迎大家来体验达摩院推出的语音识别模型"
+# Punctuation is on by default, and every final ends with its sentence mark.
+SAMPLE_TEXT = "欢迎大家来体验达摩院推出的语音识别模型。"
 LONG = EVAL_DIR / "zh_dev_long_01_concat.wav"
 COMMANDS = ("recognize", "transcribe", "synthesize", "serve", "token", "voices", "models")
 

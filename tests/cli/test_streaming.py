@@ -48,7 +48,7 @@ async def test_transcribe_streams_sentences_to_a_pipe_as_they_finish():
     texts = [text for _, text in arrivals]
     assert len(texts) >= len(segments(LONG)) - 2, texts
     assert all(t.strip() and "\x1b" not in t for t in texts)  # plain lines on a pipe
-    assert "欢迎大家来体验达摩院推出的语音识别模型" in texts
+    assert "欢迎大家来体验达摩院推出的语音识别模型。" in texts
     # Streaming, not buffered to the end: the first sentence came long before the last,
     # and well before the process finished.
     first, last = arrivals[0][0], arrivals[-1][0]

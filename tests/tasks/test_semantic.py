@@ -12,7 +12,7 @@ import pytest
 from nls.protocol import StartTranscription
 from nls_gateway.engines.base import AsrOptions, AsrResult, Float32Array, Word
 from nls_gateway.tasks import semantic
-from nls_gateway.tasks.base import Engines
+from nls_gateway.tasks.base import Engines, Limits
 from nls_gateway.tasks.transcriber import Transcriber
 from nls_gateway.testing import ScriptedVad
 from tasks.fakes import RATE, FakeContext, drive, frames, pcm, silence, tone
@@ -244,3 +244,23 @@ async def test_semantic_breaks_the_final_when_the_vad_ends_first(
     assert ends[3]["begin_time"] > ends[2]["time"] + 500  # a VAD sentence of its own
     names = [n for n in ctx.names() if n in ("SentenceBegin", "SentenceEnd")]
     assert names == ["SentenceBegin", "SentenceEnd"] * 4
+
+
+async def test_semantic_break_then_a_forced_split_before_it(make_ctx, marking: MarkingAsr) -> None:
+    # Sentences over max_sentence_ms are split at the best pause of their second half,
+    # counted from where the VAD's sentence began; after semantic breaks that point can
+    # lie before the open sentence's begin. It must neither end an empty sentence nor
+    # move the begin back.
+    ctx: FakeContext = make_ctx(
+        "SpeechTranscriber",
+        engines=Engines(asr=marking, vad=ScriptedVad()),
+        limits=Limits(max_sentence_ms=3000),
+    )
+    cmd = StartTranscription(
+        enable_intermediate_result=True, enable_semantic_sentence_detection=True
+    )
+    await _paced(Transcriber(ctx, cmd), frames(pcm(three_sentences())))
+    ends = ctx.payloads("SentenceEnd")
+    assert [e["result"] for e in ends] == ["字" * 10] * 3
+    assert [e["index"] for e in ends] == [1, 2, 3]
+    _assert_contiguous(ends)

@@ -119,6 +119,7 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
         self._begin: int | None = None
         self._splitter: asyncio.Task[None] | None = None  # a semantic split's decode
         self._shift = 0  # sentences a final's semantic breaks added (worker side)
+        self._keep_open = False  # a forced split fell before the open sentence began
 
     async def on_start(self) -> None:
         """Validate (41010100/41010101/40000003), then ``TranscriptionStarted``."""
@@ -206,6 +207,9 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
                 self._drop_spec()
             elif isinstance(event, SpeechStarted):
                 self._paused = False
+                if self._keep_open:
+                    self._keep_open = False  # the sentence goes on from its own begin
+                    continue
                 self._index += 1
                 self._begin = event.begin_ms
                 self._cadence.begin(event.begin_ms * RATE // 1000)
@@ -213,6 +217,11 @@ class Transcriber(AsrTask[StartTranscription, list[SegmenterEvent]]):
             elif isinstance(event, SpeechEnded):
                 # forced=True: speech over limits.max_sentence_ms split at a pause (§2.5)
                 begin = event.begin_ms if self._begin is None else self._begin
+                if event.forced and event.end_ms < begin + semantic.MIN_SENTENCE_MS:
+                    # The segmenter measures from its own sentence begin; a semantic
+                    # break already cut that sentence later than its split point.
+                    self._keep_open = True
+                    continue
                 self._ended = self._index
                 self._paused = False
                 self._begin = None
