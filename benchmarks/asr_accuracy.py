@@ -31,7 +31,8 @@ from nls_gateway.engines.base import AsrOptions, AsrResult
 from nls_gateway.engines.silero_vad import SileroVad
 from nls_gateway.engines.text.asr_zh import scoring_errors
 from nls_gateway.engines.whisper import DEFAULT_BEAM_SIZE, LM_WEIGHT, WhisperEngine
-from nls_gateway.segmenter import Segmenter, SpeechEnded
+from nls_gateway.segmenter import Segmenter, SegmenterConfig, SpeechEnded
+from nls_gateway.tasks.transcriber import MAX_DECODE_MS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EVAL = Path(os.environ.get("NLS_EVAL_DIR") or ROOT / ".." / "shared" / "eval")
@@ -126,7 +127,10 @@ def main() -> None:
 def _segmented(
     engine: WhisperEngine, vad: SileroVad, audio: np.ndarray[Any, Any], options: AsrOptions
 ) -> AsrResult:
-    segmenter = Segmenter(vad.create_stream())
+    # The transcriber's split limit, so long pauseless speech is cut where the gateway cuts it.
+    segmenter = Segmenter(
+        vad.create_stream(), config=SegmenterConfig(max_sentence_ms=MAX_DECODE_MS)
+    )
     events = segmenter.accept_waveform(audio) + segmenter.flush()
     pieces = [e.audio for e in events if isinstance(e, SpeechEnded)]
     results = engine.transcribe_batch(pieces, [options] * len(pieces))

@@ -114,8 +114,11 @@ class SegmenterConfig:
     """Speech needed before a sentence is reported (filters clicks and coughs)."""
     pre_roll_ms: int = 300
     """Audio kept before the first speech frame, so onsets are not cut."""
-    post_roll_ms: int = 200
-    """Audio kept after the last speech frame."""
+    post_roll_ms: int = 300
+    """Audio kept after the last speech frame: a final syllable's decay, and a sentence end
+    (``SentenceEnd.time``) near where a listener hears it end: with 200 ms the ends on
+    zh_dev_long_01 came up to 332 ms before its segments' ends, with 300 ms within 232 ms;
+    the same CER (benchmarks/asr_accuracy.py), 400 ms was worse."""
     max_start_silence_ms: int | None = None
     """Report ``StartSilenceTimeout`` when no speech starts within this time."""
     max_end_silence_ms: int | None = None
