@@ -12,7 +12,7 @@ from evaldata import load_wav, reference
 from nls_gateway import modelstore
 from nls_gateway.engines.base import AsrEngine, AsrOptions
 from nls_gateway.engines.text.asr_zh import scoring_errors
-from nls_gateway.engines.whisper import WhisperEngine, create
+from nls_gateway.engines.whisper import DEFAULT_BEAM_SIZE, WhisperEngine, create
 from nls_gateway.engines.whisper_guards import drop_repeat, hotword_hits
 from nls_gateway.exception import EngineUnavailableError
 
@@ -227,4 +227,4 @@ def test_partials_stay_greedy_and_finals_use_the_beam(engine: WhisperEngine) -> 
         engine.transcribe(clip, AsrOptions())
     finally:
         model.ct2 = original
-    assert calls == [1, 5]
+    assert calls == [1, DEFAULT_BEAM_SIZE]
