@@ -124,7 +124,8 @@ def test_long_speech_is_split_at_a_pause(vad: SileroVad) -> None:
 
 def test_pause_events_match_the_sentence_end() -> None:
     audio = np.concatenate([silence(0.5), tone(1.0), silence(0.4), tone(1.0), silence(1.2)])
-    config = SegmenterConfig(pause_ms=350)
+    # The pause is reported once it is past the post-roll, so its audio is the sentence's.
+    config = SegmenterConfig(pause_ms=SegmenterConfig().post_roll_ms + 50)
     events = _run(Segmenter(ScriptedVad().create_stream(), config=config), audio)
     kinds = [type(e) for e in events]
     assert kinds == [SpeechStarted, PauseStarted, PauseEnded, PauseStarted, SpeechEnded]
