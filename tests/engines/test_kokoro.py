@@ -16,6 +16,7 @@ import pytest
 from nls_gateway import modelstore
 from nls_gateway.engines import kokoro
 from nls_gateway.engines.base import TtsChunk, TtsEngine, TtsOptions
+from nls_gateway.engines.text.tts_frontend import split_clauses
 from nls_gateway.exception import EngineUnavailableError
 
 _MIRROR = Path(
@@ -160,6 +161,25 @@ def test_trim_keeps_speech_and_a_short_pause() -> None:
     assert out.size == speech.size + keep + rate * 40 // 1000
     silent = np.zeros(rate, dtype=np.float32)
     assert kokoro._trim(silent, keep) is silent
+
+
+def test_later_clauses_are_grouped_as_the_queued_audio_grows() -> None:
+    text = (
+        "今天天气很好，我们一起去公园散步吧。明天最低气温-5℃，请注意保暖。"
+        "北京时间今天上午十点整，我们在会议室召开全体员工大会。"
+    )
+    clauses = split_clauses(text)
+    pieces = kokoro._schedule(text, clauses, 6, 30)
+    # Every character once, in order.
+    assert pieces[0][0] == clauses[0][0] and pieces[-1][1] == len(text)
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))
+    assert len(pieces) < len(clauses)
+    starts = {b for b, _ in clauses}
+    for begin, end in pieces[1:]:
+        assert begin in starts or begin < clauses[0][1]  # groups start at a clause
+        single = (begin, end) in clauses
+        # A group never outgrows what was queued before it, nor the size limit.
+        assert single or end - begin <= min(30, begin - pieces[0][0])
 
 
 def test_pause_depends_on_where_the_chunk_was_cut() -> None:
