@@ -11,6 +11,7 @@ hanzi, the zh reference is scored against both the written sentence and its spok
 runs each, on one short and one long sentence (p50/p95). Prints a table and writes JSON with
 machine information to benchmarks/results/tts.json.
 
+"para" is the RTF of a paragraph of four sentences (later clauses are grouped).
 "first/dur" is the first audio's p50 over the audio duration of a two-clause sentence
 (今天天气不错，我们去公园散步吧。), the figure a voice bot feels.
 
@@ -72,6 +73,14 @@ CLAUSES = {
     "zh": "今天天气不错，我们去公园散步吧。",
     "en": "Good morning, everyone, let us take a walk in the park.",
 }
+# A paragraph of several sentences: the RTF of long text, where clauses are grouped.
+PARAGRAPH = {
+    "zh": "今天天气很好，我们一起去公园散步吧。明天最低气温零下五摄氏度，请注意保暖。"
+    "北京时间今天上午十点整，我们在会议室召开全体员工大会，讨论明年的计划。大家准时参加，不要迟到。",
+    "en": "Good morning, everyone. Today we will walk in the park, and then we will have lunch"
+    " together. Please bring a jacket, because the weather may turn cold in the afternoon."
+    " See you soon.",
+}
 LONG = {
     "zh": "北京时间今天上午十点整我们在会议室召开全体员工大会讨论明年的计划。",
     "en": "Speech synthesis converts written text into natural sounding audio for everyone.",
@@ -122,9 +131,15 @@ def main() -> None:
             errors += err
             ref_len += n
             details.append({"text": sentence, "heard": hyp, "errors": err, "ref_len": n})
+        t0 = time.perf_counter()
+        samples = sum(
+            c.audio.size for c in engine.synthesize(PARAGRAPH[info.language], TtsOptions(info.name))
+        )
+        paragraph_rtf = (time.perf_counter() - t0) / (samples / kokoro.SAMPLE_RATE)
         rows.append(
             {
                 "voice": info.name,
+                "paragraph_rtf": paragraph_rtf,
                 "engine_voice": info.engine_voice,
                 "language": info.language,
                 "first_audio_ms": latency,
@@ -208,7 +223,7 @@ def _print(rows: list[dict[str, Any]], load_s: float) -> None:
     print(f"Kokoro load {load_s:.2f} s")
     header = (
         f"{'voice':<10} {'kokoro':<22} {'short p50/p95 ms':>17} {'long p50/p95 ms':>17}"
-        f" {'first/dur':>9} {'RTF':>5} {'err':>9}"
+        f" {'first/dur':>9} {'RTF':>5} {'para':>5} {'err':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -218,7 +233,8 @@ def _print(rows: list[dict[str, Any]], load_s: float) -> None:
         print(
             f"{r['voice']:<10} {r['engine_voice']:<22}"
             f" {short['p50']:>8.0f}/{short['p95']:<8.0f} {long_['p50']:>8.0f}/{long_['p95']:<8.0f}"
-            f" {ratio:>9.2f} {r['rtf']:>5.2f} {r['metric']} {r['error_rate'] * 100:>4.1f}%"
+            f" {ratio:>9.2f} {r['rtf']:>5.2f} {r['paragraph_rtf']:>5.2f}"
+            f" {r['metric']} {r['error_rate'] * 100:>4.1f}%"
             f"  first word heard p50 {short['speech_p50']:.0f}/{long_['speech_p50']:.0f} ms"
         )
     for r in rows:
