@@ -182,6 +182,15 @@ def test_later_clauses_are_grouped_as_the_queued_audio_grows() -> None:
         assert single or end - begin <= min(30, begin - pieces[0][0])
 
 
+def test_one_word_clauses_are_not_grouped() -> None:
+    # Grouped, Kokoro slurs a filler: "uh, moved to Friday." was heard as "a move to Friday".
+    text = "Well, um, the meeting is, uh, moved to Friday, at ten, in the big room."
+    clauses = split_clauses(text)
+    pieces = [text[b:e].strip() for b, e in kokoro._schedule(text, clauses, 18, 240)]
+    assert "uh," in pieces and "um," in pieces
+    assert "moved to Friday, at ten," in pieces  # the other clauses are still grouped
+
+
 def test_pause_depends_on_where_the_chunk_was_cut() -> None:
     text = "今天天气很好，我们一起去公园散步吧。"
     assert kokoro._pause_after(text, 4) < kokoro._pause_after(text, 7)

@@ -241,7 +241,7 @@ class TtsChunk:
 
 @runtime_checkable
 class TtsEngine(Protocol):
-    """A text-to-speech engine that streams audio clause by clause."""
+    """A text-to-speech engine that streams audio in chunks (clauses or groups of them)."""
 
     sample_rate: int
 

@@ -26,6 +26,7 @@ onnxruntime only inside :func:`create`.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -158,6 +159,7 @@ _FADE = SAMPLE_RATE * 3 // 1000
 _PAUSE_MS = {"inner": 40, "comma": 220, "stop": 380}
 """Silence kept after a chunk cut inside a clause, at ，、；： and at 。！？ / end of text."""
 _STOPS = set("。！？!?.…\n")
+_ONE_WORD_RE = re.compile(r"[A-Za-z'’]+|[\u4e00-\u9fff]{1,2}")
 _GROUP_CHARS = 80
 """Most Chinese characters in one grouped piece (≈ 360 tokens; ×3 for English)."""
 
@@ -423,20 +425,32 @@ def _schedule(
     frames ~1 s of silence around its speech that :func:`_trim` throws away, so one call per
     clause spends a third of its time on silence. A group may hold as many characters as
     were scheduled before it (its synthesis, ~0.4× its duration, then ends well before the
-    queued audio has played) and at most ``most`` (Kokoro's 510-token context).
+    queued audio has played) and at most ``most`` (Kokoro's 510-token context). A clause of
+    one word (a filler or an interjection: uh, 嗯, 好的) stays a call of its own: grouped,
+    Kokoro slurs it ("uh, moved to Friday." is heard as "a move to Friday").
     """
     first_b, first_e = clauses[0]
     pieces = _latency_pieces(text, first_b, first_e, target)
     before = first_e - first_b  # characters scheduled before the current group
     for begin, end in clauses[1:]:
         group_b, group_e = pieces[-1]
-        if group_b >= first_e and end - group_b <= min(most, before):
+        if (
+            group_b >= first_e
+            and end - group_b <= min(most, before)
+            and not _one_word(text[group_b:group_e])
+            and not _one_word(text[begin:end])
+        ):
             pieces[-1] = (group_b, end)
         else:
             if group_b >= first_e:
                 before += group_e - group_b
             pieces.append((begin, end))
     return pieces
+
+
+def _one_word(clause: str) -> bool:
+    """True for a clause that is a single English word or one or two hanzi."""
+    return _ONE_WORD_RE.fullmatch(clause.strip(" ，、；：,;:.。!?！？…")) is not None
 
 
 def _latency_pieces(text: str, begin: int, end: int, target: int) -> list[tuple[int, int]]:
