@@ -8,7 +8,8 @@ to benchmarks/results/asr_accuracy.json. Runs offline; one model load, then one
 transcribe() per file (after one warm-up call); the long files go through the VAD
 segmenter first and their sentences are decoded with one transcribe_batch() call.
 
-Usage: python benchmarks/asr_accuracy.py [--beam N] [--lm-weight W] [--eval-dir DIR] [--partial]
+Usage: python benchmarks/asr_accuracy.py [--beam N] [--lm-weight W] [--no-homophone-repair]
+       [--eval-dir DIR] [--partial]
 """
 
 from __future__ import annotations
@@ -49,12 +50,22 @@ def main() -> None:
     parser.add_argument(
         "--lm-weight", type=float, default=LM_WEIGHT, help="zh word-LM weight (0: off)"
     )
+    parser.add_argument(
+        "--no-homophone-repair",
+        action="store_true",
+        help="zh n-best ranked by the unigram LM only (no trigram respelling)",
+    )
     parser.add_argument("--partial", action="store_true", help="decode as partials (greedy)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
     load_start = time.perf_counter()
-    engine = WhisperEngine(locate=modelstore.locate, beam_size=args.beam, lm_weight=args.lm_weight)
+    engine = WhisperEngine(
+        locate=modelstore.locate,
+        beam_size=args.beam,
+        lm_weight=args.lm_weight,
+        homophone_repair=not args.no_homophone_repair,
+    )
     engine.preload(("zh", "en"))
     load_s = time.perf_counter() - load_start
     vad = SileroVad()
@@ -113,6 +124,7 @@ def main() -> None:
         "settings": {
             "beam_final": args.beam,
             "lm_weight": args.lm_weight,
+            "homophone_repair": not args.no_homophone_repair,
             "partial": args.partial,
             "load_s": round(load_s, 2),
         },

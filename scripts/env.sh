@@ -33,6 +33,8 @@ if [ ! -f "$stamp" ]; then
   "$ROOT/scripts/install-node-sdk"
   # nginx (Debian package, service not started) for tests/deploy/test_nginx.py.
   "$ROOT/scripts/install-nginx"
+  # The Chinese word-trigram LM (Debian package) for zh homophone repair.
+  "$ROOT/scripts/install-zh-lm"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

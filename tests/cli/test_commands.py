@@ -286,6 +286,13 @@ def test_models_list_pull_verify(
     assert {"whisper-base", "silero-vad", "kokoro-v1.0-int8", "voice:zm_yunxi"} <= set(rows)
     assert rows["voice:zm_yunxi"]["status"] == "in mirror"
     assert rows["kokoro-v1.0-int8"]["sha256"] and rows["kokoro-v1.0-int8"]["url"]
+    # An OS package's file (scripts/install-zh-lm): used in place, not pinned.
+    assert rows["zh-trigram-lm"]["status"] == "installed"
+    assert "OS package" in rows["zh-trigram-lm"]["source"]
+    assert run(["models", "verify", "zh-trigram-lm"]) == 0
+    assert "zh-trigram-lm: ok (not pinned" in capsys.readouterr().out
+    assert run(["models", "pull", "zh-trigram-lm"]) == 0
+    assert "zh-trigram-lm: installed at /usr/" in capsys.readouterr().out
 
     assert run(["models", "verify", "voice:zm_yunxi"]) == 0  # verified in the mirror
     assert run(["models", "pull", "voice:zm_yunxi", "kokoro-vocab"]) == 0

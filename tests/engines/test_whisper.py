@@ -4,6 +4,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -228,3 +229,45 @@ def test_partials_stay_greedy_and_finals_use_the_beam(engine: WhisperEngine) -> 
     finally:
         model.ct2 = original
     assert calls == [1, DEFAULT_BEAM_SIZE]
+
+
+def test_nbest_pick_respells_homophones(engine: WhisperEngine) -> None:
+    job = engine._job(0, load_wav(ZH2), AsrOptions(), engine._models.get("zh"))
+    output = SimpleNamespace(
+        sequences_ids=[job.tokenizer.encode("秋天总是富有失忆。")], scores=[-0.2]
+    )
+    output.sequences_ids.append(job.tokenizer.encode("秋天总是富有时意。"))
+    output.scores.append(-0.3)
+    picked = engine._pick(job, output)
+    assert picked.text == "秋天总是富有诗意。"
+    assert job.tokenizer.decode(picked.tokens) == picked.text  # re-tokenised for alignment
+    # A hot word is never respelt; with the repair off the text stays as decoded.
+    hot = engine._job(0, job.audio, AsrOptions(hotwords=("失忆",)), engine._models.get("zh"))
+    assert engine._pick(hot, output).text == "秋天总是富有失忆。"
+    plain = WhisperEngine(locate=modelstore.locate, homophone_repair=False)
+    plain._models = engine._models
+    assert plain._pick(job, output).text == "秋天总是富有失忆。"
+
+
+def test_without_the_trigram_lm_the_unigram_ranks_and_a_warning_says_so(
+    engine: WhisperEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    from nls_gateway.engines.text.word_lm import WordLm
+    from nls_gateway.engines.whisper_models import ZH_LM
+
+    def locate(model: Any) -> Any:
+        if model is ZH_LM:
+            raise EngineUnavailableError("zh-trigram-lm not found: apt-get install …")
+        return modelstore.locate(model)
+
+    asr = WhisperEngine(locate=locate)
+    asr._models = engine._models
+    job = asr._job(0, load_wav(ZH2), AsrOptions(), engine._models.get("zh"))
+    output = SimpleNamespace(
+        sequences_ids=[job.tokenizer.encode("富有失忆。"), job.tokenizer.encode("富有时意。")],
+        scores=[-0.2, -0.3],
+    )
+    with caplog.at_level("WARNING"):
+        assert asr._pick(job, output).text == "富有失忆。"
+    assert isinstance(asr._zh_lm.get(), WordLm)
+    assert "homophone repair off" in caplog.text and "apt-get install" in caplog.text

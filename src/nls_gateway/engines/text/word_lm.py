@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from nls_gateway.exception import EngineUnavailableError
@@ -65,6 +66,11 @@ class WordLm:
         """
         self.load()
         return sum(self._run_logprob(run) for run in _CJK_RUN.findall(text))
+
+    def best(self, text: str, keep: Sequence[str] = ()) -> tuple[float, str]:
+        """``(logprob(text), text)``: the n-best scorer's interface, which the homophone
+        repair (:mod:`.homophones`) fills with a rewritten text; this model rewrites none."""
+        return self.logprob(text), text
 
     def _run_logprob(self, run: str) -> float:
         freq = self._tokenizer.FREQ
