@@ -114,12 +114,14 @@ async def test_disfluency_removes_mandarin_fillers(gateway: Any) -> None:
         data, url=gw.url, appkey="zh-app", token="t", disfluency=True, **params
     )
     print(plain.result, "→", clean.result)
-    assert plain.result.startswith("那个")  # Whisper heard the filler
-    assert not clean.result.startswith(("那个", "嗯", "，"))
+    fillers = ("嗯", "那个")
+    assert plain.result.startswith(fillers)  # Whisper heard the filler(s)
+    assert not clean.result.startswith((*fillers, "，"))
     assert "讨论" in clean.result and cer("我们先讨论一下销售问题", clean.result) < 0.2
-    assert [w["text"] for w in plain.words][0] == "那个"
-    assert [w["text"] for w in clean.words][0] != "那个"
-    assert len(clean.words) == len(plain.words) - 1
+    heard = [w["text"] for w in plain.words]
+    leading = next(i for i, word in enumerate(heard) if word not in fillers)
+    assert leading >= 1
+    assert [w["text"] for w in clean.words] == heard[leading:]
 
 
 async def test_disfluency_removes_english_fillers(gateway: Any) -> None:

@@ -77,6 +77,15 @@ def test_score_is_a_log_probability_less_penalties(lm: HomophoneLm) -> None:
     assert fixed == pytest.approx(kept - 2 * 2.5)  # two characters changed
 
 
+def test_each_sentence_ends_once(lm: HomophoneLm) -> None:
+    # A final's end mark must not cost a second </s>: hypotheses with and without it
+    # compete in the n-best ranking (a bias here picked the ones without).
+    assert lm.best("富有诗意。")[0] == pytest.approx(lm.best("富有诗意")[0])
+    assert lm.best("OK，富有诗意")[0] == pytest.approx(lm.best("富有诗意")[0])
+    two = lm.best("富有诗意。富有诗意。")[0]
+    assert two == pytest.approx(2 * lm.best("富有诗意")[0])
+
+
 def test_one_model_per_file() -> None:
     path = modelstore.locate(ZH_LM)
     assert shared(path) is shared(path)

@@ -283,6 +283,10 @@ class WhisperEngine:
         context = " ".join(filter(None, [opts.prompt, " ".join(opts.hotwords)]))
         if language == "zh":
             context = self._zh_prompt + context
+            if self._rescores:
+                # Load the LM (~1 s, once) with the first zh decode, a partial's as a rule,
+                # so that the first final does not wait for it.
+                self._zh_lm.get()
         prompt: list[int] = []
         if context:
             prompt = [tokenizer.sot_prev, *tokenizer.encode(context)[-200:]]

@@ -24,6 +24,7 @@ acoustics' call, not the text's.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
@@ -126,6 +127,7 @@ class HomophoneLm:
                     i = j
                 return tuple(out)
 
+            jieba.setLogLevel(logging.WARNING)  # not "Building prefix dict…" on stderr
             jieba.dt.check_initialized()
             index: dict[tuple[str, ...], list[str]] = {}
             for word, freq in jieba.dt.FREQ.items():
@@ -145,16 +147,19 @@ class HomophoneLm:
         start = self._state()
         self._model.BeginSentenceWrite(start)
         hyps: list[_Hyp] = [(0.0, start, "")]
-        offset = 0
+        offset, open_sentence = 0, False
         for piece in _CJK_SPLIT.split(text):
             if _CJK_SPLIT.fullmatch(piece):
                 hyps = self._run(piece, frozen[offset : offset + len(piece)], hyps)
-            elif piece.strip() and not set(piece.strip()) <= _COMMAS:
+                open_sentence = True
+            elif open_sentence and piece.strip() and not set(piece.strip()) <= _COMMAS:
                 hyps = _prune([(self._end(h), start, h[2] + piece) for h in hyps])
+                open_sentence = False
             else:
                 hyps = [(score, state, out + piece) for score, state, out in hyps]
             offset += len(piece)
-        score, out = max((self._end(h), h[2]) for h in hyps)
+        # </s> once per sentence: a text that ends with its mark has paid it already.
+        score, out = max((self._end(h) if open_sentence else h[0], h[2]) for h in hyps)
         return score, out
 
     # ------------------------------------------------------------------ internals
