@@ -3,12 +3,11 @@ per-project directories.
 
 This module owns the Whisper adapter's models (:mod:`.whisper`): the packaged files as
 :class:`~nls_gateway.engines.base.ModelFile` specs (Whisper base for ``zh``/``auto``,
-tiny.en for ``en``, fcitx5's Chinese trigram LM, located through the model store the engine
-is given), the language →
-directory choice (overridable per language, or per request by ``AsrOptions.model``, an
-appkey's ``asr_model``), and loading a CTranslate2 Whisper directory with its tokenizer and
-feature extractor, once per directory and thread-safe, and which zh LM ranks the n-best
-lists (:class:`ZhLm`).
+tiny.en for ``en``, fcitx5's Chinese trigram LM; located through the model store the engine
+is given), the language → directory choice (overridable per language, or per request by
+``AsrOptions.model``, an appkey's ``asr_model``), loading a CTranslate2 Whisper directory
+with its tokenizer and feature extractor, once per directory and thread-safe, and which zh
+LM ranks the n-best lists (:class:`ZhLm`).
 
 Imports CTranslate2, tokenizers and faster-whisper only when a model is loaded (R8).
 """
