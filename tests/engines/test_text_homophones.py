@@ -63,6 +63,16 @@ def test_kept_words_are_never_rewritten(lm: HomophoneLm) -> None:
     assert respelt(lm, "富有失忆", keep=("", "别的")) == "富有诗意"
 
 
+def test_hot_words_are_respelt_into_whatever_the_tones(lm: HomophoneLm) -> None:
+    # Whisper's misses of a hot word often differ in a tone (打 dǎ, 达 dá): a hot word
+    # only needs the syllables, and the LM still has to prefer the sentence with it.
+    heard = "欢迎大家来体验打模院推出的语音识别模型"
+    assert respelt(lm, heard, keep=("达摩院",)) == "欢迎大家来体验达摩院推出的语音识别模型"
+    assert respelt(lm, "交易几乎停止的情况", keep=("停滞",)) == "交易几乎停滞的情况"
+    assert respelt(lm, "今天天气不错", keep=("天启",)) == "今天天气不错"
+    assert "达摩院" not in respelt(lm, heard)
+
+
 def test_only_chinese_characters_change(lm: HomophoneLm) -> None:
     text = "用Python 3写的，富有失忆。OK?"
     assert respelt(lm, text) == "用Python 3写的，富有诗意。OK?"

@@ -341,16 +341,17 @@ class WhisperEngine:
         common_length = max(1, len(usable[0].tokens))
 
         def ranked(h: _Hypothesis) -> tuple[float, _Hypothesis, str]:
-            bonus = self._hotword_bonus * hotword_hits(h.text, hotwords)
             if lm is None:
+                bonus = self._hotword_bonus * hotword_hits(h.text, hotwords)
                 return h.avg_logprob * common_length + bonus, h, h.text
             # CTranslate2 returns the log-probability divided by the length (length
             # penalty 1); rescoring needs the sum, on the same footing as the LM. The LM
-            # scores the hypothesis as respelt with likelier homophones (hot words kept).
+            # scores the hypothesis as respelt with likelier homophones and hot words.
             simplified = asr_zh.to_simplified(h.text)
             chars = len(asr_zh.strip_punctuation(simplified).replace(" ", ""))
             lm_score, respelt = lm.best(simplified, hotwords)
             lm_score += LM_CHAR_BONUS * chars
+            bonus = self._hotword_bonus * hotword_hits(respelt, hotwords)
             total = h.avg_logprob * max(1, len(h.tokens)) + self._lm_weight * lm_score + bonus
             return total, h, respelt if respelt != simplified else h.text
 

@@ -17,9 +17,9 @@ make it safe: with toneless keys a unigram LM changed 51 of 156 correct sentence
 (智能→只能, 线程→县城) and the trigram still 2 of the 13 references (阿丽→阿里); with
 toned keys no reference and none of 80 sentences of the SDK docs changes. The vocabulary
 of replacements is jieba's dictionary (words seen ≥ 3 times that the LM knows). Hot words
-are never rewritten (``keep``). Repeated words are left as they are: the LM cannot tell Whisper's
-stutters (那么那么) from real ones or from reduplication (研究研究), so that is the
-acoustics' call, not the text's.
+(``keep``) are never rewritten, and a span with a hot word's syllables may become it.
+Repeated words are left as they are: the LM cannot tell Whisper's stutters (那么那么) from
+real ones or from reduplication (研究研究), so that is the acoustics' call, not the text's.
 """
 
 from __future__ import annotations
@@ -139,18 +139,25 @@ class HomophoneLm:
         """The likeliest spelling of ``text`` and its score (natural log, less penalties).
 
         Only Chinese characters change; punctuation, Latin words and digits pass through
-        (they end the LM context, except commas). Spans inside a ``keep`` word (hot words)
-        are never rewritten.
+        (they end the LM context, except commas). ``keep`` are the request's hot words:
+        spans inside one are never rewritten, and a span with its syllables may become it
+        at no penalty, whatever the tones (the caller said it is likely, and Whisper's
+        misses of a hot word often differ in a tone: 打模院 for 达摩院; the LM still has
+        to agree).
         """
         self.load()
         frozen = _frozen(text, keep)
+        hot: dict[tuple[str, ...], list[str]] = {}
+        for word in keep:
+            if 2 <= len(word) <= _MAX_WORD and _CJK_SPLIT.fullmatch(word):
+                hot.setdefault(_toneless(self._reading(word)), []).append(word)
         start = self._state()
         self._model.BeginSentenceWrite(start)
         hyps: list[_Hyp] = [(0.0, start, "")]
         offset, open_sentence = 0, False
         for piece in _CJK_SPLIT.split(text):
             if _CJK_SPLIT.fullmatch(piece):
-                hyps = self._run(piece, frozen[offset : offset + len(piece)], hyps)
+                hyps = self._run(piece, frozen[offset : offset + len(piece)], hot, hyps)
                 open_sentence = True
             elif open_sentence and piece.strip() and not set(piece.strip()) <= _COMMAS:
                 hyps = _prune([(self._end(h), start, h[2] + piece) for h in hyps])
@@ -173,10 +180,27 @@ class HomophoneLm:
         out = self._state()
         return hyp[0] + self._model.BaseScore(hyp[1], word, out) * _LN10, out
 
+    def _score_words(self, hyp: _Hyp, text: str) -> tuple[float, Any]:
+        """``_score`` of a text the LM may not know as one word (a hot word): its longest
+        known words, left to right."""
+        i = 0
+        while i < len(text):
+            j = next((j for j in range(len(text), i + 1, -1) if text[i:j] in self._model), i + 1)
+            score, state = self._score(hyp, text[i:j])
+            hyp = (score, state, hyp[2])
+            i = j
+        return hyp[0], hyp[1]
+
     def _end(self, hyp: _Hyp) -> float:
         return self._score(hyp, "</s>")[0]
 
-    def _run(self, run: str, frozen: Sequence[bool], starts: list[_Hyp]) -> list[_Hyp]:
+    def _run(
+        self,
+        run: str,
+        frozen: Sequence[bool],
+        hot: dict[tuple[str, ...], list[str]],
+        starts: list[_Hyp],
+    ) -> list[_Hyp]:
         """Beam search over one run of Chinese characters, continuing ``starts``."""
         model, n = self._model, len(run)
         read = self._reading(run)
@@ -191,13 +215,19 @@ class HomophoneLm:
                     options: list[tuple[str, int]] = []  # (word, characters changed)
                     if j - i == 1 or span in model:
                         options.append((span, 0))
-                    if read and j - i <= 4 and not any(frozen[i:j]):
-                        for word in self._index.get(read[i:j], ()):
+                    if read and not any(frozen[i:j]):
+                        for word in self._index.get(read[i:j], ()) if j - i <= 4 else ():
                             if word != span:
                                 changed = sum(a != b for a, b in zip(word, span, strict=True))
                                 options.append((word, changed))
+                        for word in hot.get(_toneless(read[i:j]), ()) if hot else ():
+                            options += [(word, 0)] if word != span else []
                     for word, changed in options:
-                        score, state = self._score(hyp, word)
+                        score, state = (
+                            self._score(hyp, word)
+                            if word in model
+                            else self._score_words(hyp, word)
+                        )
                         beams[j].append((score - self._penalty * changed, state, hyp[2] + word))
         return _prune(beams[n])
 
@@ -221,6 +251,10 @@ def _prune(hyps: list[_Hyp]) -> list[_Hyp]:
         if hyp[2] not in best or hyp[0] > best[hyp[2]][0]:
             best[hyp[2]] = hyp
     return sorted(best.values(), key=lambda h: -h[0])[:_BEAM]
+
+
+def _toneless(reading: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(syllable.rstrip("012345") for syllable in reading)
 
 
 def _frozen(text: str, keep: Sequence[str]) -> list[bool]:
