@@ -45,8 +45,8 @@ def segments(name: str) -> list[tuple[float, float]]:
 
 def cer(reference: str, hypothesis: str) -> float:
     """Character error rate, ignoring punctuation, spaces, case and width."""
-    ref = _chars(reference)
-    return edit_distance(ref, _chars(hypothesis)) / max(1, len(ref))
+    ref = chars(reference)
+    return edit_distance(ref, chars(hypothesis)) / max(1, len(ref))
 
 
 def wer(reference: str, hypothesis: str) -> float:
@@ -55,5 +55,6 @@ def wer(reference: str, hypothesis: str) -> float:
     return edit_distance(ref, re.findall(r"[a-z0-9']+", hypothesis.lower())) / max(1, len(ref))
 
 
-def _chars(text: str) -> list[str]:
+def chars(text: str) -> list[str]:
+    """The characters :func:`cer` scores: letters and digits, NFKC, lower case."""
     return [c for c in unicodedata.normalize("NFKC", text).lower() if c.isalnum()]

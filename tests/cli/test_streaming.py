@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from evaldata import EVAL_DIR, segments
+from evaldata import EVAL_DIR, cer, segments
 
 LONG = "zh_dev_long_01_concat.wav"
 
@@ -48,7 +48,10 @@ async def test_transcribe_streams_sentences_to_a_pipe_as_they_finish():
     texts = [text for _, text in arrivals]
     assert len(texts) >= len(segments(LONG)) - 2, texts
     assert all(t.strip() and "\x1b" not in t for t in texts)  # plain lines on a pipe
-    assert "欢迎大家来体验达摩院推出的语音识别模型。" in texts
+    # Real speech, with its end mark. Not the exact text: Whisper base's two best beams
+    # for this sentence (达摩愿 / 达摩院) are 0.13 nats apart, which a CPU's maths can flip.
+    welcome = [t for t in texts if cer("欢迎大家来体验达摩院推出的语音识别模型", t) <= 0.1]
+    assert len(welcome) == 1 and welcome[0].endswith("。"), texts
     # Streaming, not buffered to the end: the first sentence came long before the last,
     # and well before the process finished.
     first, last = arrivals[0][0], arrivals[-1][0]

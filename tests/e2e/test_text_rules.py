@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import nls.asyncio as nlsa
-from evaldata import cer, load_wav, reference, wer
+from evaldata import cer, chars, load_wav, reference, wer
 from nls.protocol import SentenceEnd
 
 pytestmark = pytest.mark.timeout(120)
@@ -93,8 +93,15 @@ async def test_semantic_sentence_detection_breaks_continuous_speech(gateway: Any
         assert e.words and all(
             e.begin_time - 100 <= w["startTime"] <= w["endTime"] <= e.time + 100 for w in e.words
         )
-    text = "".join(e.result for e in ends)
-    assert cer(truth, text) <= cer(truth, "".join(e.result for e in plain)) + 0.05
+    text, whole = "".join(e.result for e in ends), "".join(e.result for e in plain)
+    # A cut that loses or repeats speech changes how many characters come back; which
+    # characters Whisper base writes for a sentence changes with where its clip starts and
+    # ends (3.08-8.6 s of this file decodes as 数月渐渐变红, 3.08-9.0 s as 树叶渐渐变红), and
+    # every semantic piece starts at a cut: substitutions get a wider margin than losses.
+    assert (
+        abs(len(chars(text)) - len(chars(truth))) <= abs(len(chars(whole)) - len(chars(truth))) + 2
+    )
+    assert cer(truth, text) <= cer(truth, whole) + 0.1
     assert cer(truth, text) < 0.35
 
 

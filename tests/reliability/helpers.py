@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -152,6 +153,21 @@ def assert_no_unexpected_errors(
 
             lines.append("".join(traceback.format_exception(*bad[0].exc_info)))
         pytest.fail("unexpected error logs:\n" + "\n".join(lines))
+
+
+def thread_names() -> list[str]:
+    """Every thread of this process by name: Python's own, and the kernel's ``comm`` of
+    native ones (ONNX Runtime, CTranslate2 pools), so a leak names its thread."""
+    python = {t.native_id: t.name for t in threading.enumerate()}
+    names = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as comm:
+                native = comm.read().strip()
+        except FileNotFoundError:  # it ended meanwhile
+            continue
+        names.append(python.get(int(tid), native))
+    return sorted(names)
 
 
 def proc_stats() -> dict[str, int]:
