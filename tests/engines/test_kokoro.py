@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from nls_gateway import modelstore
-from nls_gateway.engines import kokoro
+from nls_gateway.engines import kokoro, kokoro_graph
 from nls_gateway.engines.base import TtsChunk, TtsEngine, TtsOptions
 from nls_gateway.engines.text.tts_frontend import split_clauses
 from nls_gateway.exception import EngineUnavailableError
@@ -156,11 +156,17 @@ def test_trim_keeps_speech_and_a_short_pause() -> None:
     speech = np.full(rate // 2, 0.1, dtype=np.float32)
     audio = np.concatenate([np.zeros(rate // 2, np.float32), speech, np.zeros(rate, np.float32)])
     keep = rate // 10
-    out = kokoro._trim(audio, keep)
+    out, start = kokoro._trim(audio, keep)
+    assert start == rate // 2 - rate * 40 // 1000
     assert np.count_nonzero(out) == speech.size
     assert out.size == speech.size + keep + rate * 40 // 1000
+    # A render that stops soon after the speech gets its pause as digital silence.
+    cut_short = audio[: rate + rate // 50]
+    out, _ = kokoro._trim(cut_short, keep)
+    assert out.size == speech.size + keep + rate * 40 // 1000
+    assert not out[-keep:].any()
     silent = np.zeros(rate, dtype=np.float32)
-    assert kokoro._trim(silent, keep) is silent
+    assert kokoro._trim(silent, keep)[0] is silent
 
 
 def test_later_clauses_are_grouped_as_the_queued_audio_grows() -> None:
@@ -244,3 +250,42 @@ def _pitch_hz(audio: np.ndarray) -> float:
         if ac[lag] > 0.4 * ac[0]:
             pitches.append(rate / lag)
     return float(np.median(pitches))
+
+
+@pytest.mark.parametrize(
+    ("text", "voice"),
+    [
+        ("今天天气不错，我们去公园散步吧。", "xiaoyun"),
+        ("Good morning, let us take a walk.", "abby"),
+    ],
+)
+def test_decoder_renders_the_sound_and_little_silence(
+    engine: kokoro.KokoroEngine, text: str, voice: str
+) -> None:
+    info = {v.name: v for v in engine.voices()}[voice]
+    ids = [
+        engine._vocab[c]
+        for c in engine._phonemizer.phonemize(text, language=info.language).phonemes
+    ]
+    row = engine._style(info.engine_voice)[len(ids)][np.newaxis, :]
+    features = engine._model.features(np.array([[0, *ids, 0]], dtype=np.int64), row, 1.0)
+    begin, end = features.speech_window()
+    full = engine._model.render(features, row, 0, features.frames)
+    assert full.size == features.frames * kokoro_graph.HOP
+    frames = full.reshape(features.frames, kokoro_graph.HOP)
+    audible = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) > 0.004)
+    # Every audible frame of the full render is inside the window, with context, and
+    # little else: the pads and the final pause are not rendered.
+    assert begin + kokoro_graph.LEAD_FRAMES <= audible[0] + 1
+    assert audible[-1] + kokoro_graph.TAIL_FRAMES <= end
+    context = kokoro_graph.LEAD_FRAMES + kokoro_graph.TAIL_FRAMES
+    assert end - begin <= audible[-1] + 1 - audible[0] + context + 12 < features.frames - 8
+    assert engine._model.render(features, row, begin, end).size == (end - begin) * kokoro_graph.HOP
+
+
+def test_a_short_call_renders_a_minimum_window(engine: kokoro.KokoroEngine) -> None:
+    ids = [engine._vocab[c] for c in engine._phonemizer.phonemize("嗯，").phonemes]
+    row = engine._style("zm_yunxi")[len(ids)][np.newaxis, :]
+    features = engine._model.features(np.array([[0, *ids, 0]], dtype=np.int64), row, 1.0)
+    begin, end = features.speech_window()
+    assert end - begin == min(features.frames, kokoro_graph.MIN_FRAMES)

@@ -13,10 +13,11 @@ turning text into 24 kHz float32 chunks with per-character subtitles.
   ``$NLS_MODEL_MIRROR`` → upstream URL). Loaded on first use and kept.
 * **Vocabulary**: ``vocab.json`` (phoneme → token id), or the same table inside the upstream
   kokoro-onnx ``config.json`` when only the official URL is reachable.
-* **Subtitles**: the ONNX graph outputs only ``audio`` (no predicted durations), so each
-  chunk's duration is shared out over its characters in proportion to the number of phoneme
-  symbols each produced (punctuation pauses included); the last spoken character ends at
-  the end of the chunk. This is an estimate, typically within a syllable.
+* **Synthesis**: the graph runs as two sessions (:mod:`.kokoro_graph`): the text half
+  predicts each token's duration and the prosody, and the decoder renders only the frames
+  around the speech, not the ~1 s of pads and final pause every call would otherwise make.
+* **Subtitles**: each character spans the frames the model gave its phoneme symbols; the
+  last spoken character ends at the end of the chunk (its pause included).
 
 Every file is a :class:`~nls_gateway.engines.base.ModelFile` (:data:`MODEL_FILES`) found
 through the ``locate`` the engine is given: it never touches the network itself, and imports
@@ -30,10 +31,10 @@ import re
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
+from nls_gateway.engines import kokoro_graph
 from nls_gateway.engines.base import (
     Float32Array,
     Locate,
@@ -43,7 +44,8 @@ from nls_gateway.engines.base import (
     TtsOptions,
     VoiceInfo,
 )
-from nls_gateway.engines.text.tts_frontend import Phonemizer, split_clauses, split_words
+from nls_gateway.engines.kokoro_graph import SplitKokoro
+from nls_gateway.engines.text.tts_frontend import Phonemized, Phonemizer, split_clauses, split_words
 from nls_gateway.engines.voices import DEFAULT_VOICE, FLOWING_DEFAULT_VOICE, voice_table
 from nls_gateway.exception import EngineUnavailableError
 
@@ -144,10 +146,9 @@ _MAX_TOKENS = 500
 """Kokoro's context is 512 tokens including the two pads; longer pieces are split."""
 _STYLE_ROWS = 510
 
-# This int8 export puts ~0.4 s of near-silence before every call's speech and 0.5–1 s after
-# it (measured: "今天天气很好。" is 2.67 s of audio for 1.2 s of speech). Left in, every chunk
-# boundary becomes a 1.5 s gap and the first word starts 0.4 s into the first chunk, so each
-# chunk is trimmed to its speech plus a margin and a pause that fits where it was cut.
+# The decoder's window still holds ~100 ms of near-silence on each side of the speech; each
+# chunk is trimmed to its speech plus a short lead-in and given the pause that fits where it
+# was cut (a comma's, a full stop's), so joins sound like the punctuation.
 _FRAME = SAMPLE_RATE // 100
 """10 ms analysis window for silence trimming."""
 _SILENCE_RMS = 0.004
@@ -194,7 +195,7 @@ class KokoroEngine:
 
     def __init__(
         self,
-        session: Any,
+        model: SplitKokoro,
         phonemizer: Phonemizer,
         vocab: Mapping[str, int],
         voices: Mapping[str, VoiceInfo],
@@ -202,7 +203,7 @@ class KokoroEngine:
         first_chunk_chars: int = 6,
         locate: Locate,
     ) -> None:
-        self._session = session
+        self._model = model
         self._phonemizer = phonemizer
         self._vocab = dict(vocab)
         self._voices = dict(voices)
@@ -282,23 +283,15 @@ class KokoroEngine:
                 yield from self._speak(text, b, e, info, style, speed)
             return
         ids = ids[:_MAX_TOKENS]
-        row = style[min(len(ids), _STYLE_ROWS - 1)][np.newaxis, :]
-        audio = self._session.run(
-            None,
-            {
-                "tokens": np.array([[0, *ids, 0]], dtype=np.int64),
-                "style": row.astype(np.float32),
-                "speed": np.array([speed], dtype=np.float32),
-            },
-        )[0]
-        samples = _trim(np.asarray(audio, dtype=np.float32).reshape(-1), _pause_after(text, end))
+        row = style[min(len(ids), _STYLE_ROWS - 1)][np.newaxis, :].astype(np.float32)
+        features = self._model.features(np.array([[0, *ids, 0]], dtype=np.int64), row, speed)
+        first, last = features.speech_window()
+        rendered = self._model.render(features, row, first, last)
+        samples, start = _trim(rendered, _pause_after(text, end))
         duration_ms = round(samples.size * 1000 / SAMPLE_RATE)
-        yield TtsChunk(
-            audio=samples,
-            begin_index=begin,
-            end_index=end,
-            subtitles=_subtitles(text, begin, result.weights, duration_ms),
-        )
+        origin = first * kokoro_graph.HOP + start
+        subtitles = _subtitles(text, begin, result, features.durations, origin, duration_ms)
+        yield TtsChunk(audio=samples, begin_index=begin, end_index=end, subtitles=subtitles)
 
     def _style(self, voice: str) -> Float32Array:
         """The style table of a Kokoro voice, or of a blend ``a+b`` (the mean of both
@@ -355,11 +348,8 @@ def create(
     # Spinning workers burn the cores that other sessions and engines share on a small box;
     # measured under load, 2 threads without spinning were 10–30 % faster than with it.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(
-        str(locate(MODEL_FILE)), sess_options=options, providers=["CPUExecutionProvider"]
-    )
     engine = KokoroEngine(
-        session,
+        kokoro_graph.load(locate(MODEL_FILE), options),
         phonemizer,
         vocab,
         voice_table(voice_map),
@@ -389,30 +379,34 @@ def _pause_after(text: str, end: int) -> int:
     return SAMPLE_RATE * _PAUSE_MS[kind] // 1000
 
 
-def _trim(samples: Float32Array, keep_after: int) -> Float32Array:
-    """Cut the model's long silences: keep a short lead-in and ``keep_after`` samples.
+def _trim(samples: Float32Array, keep_after: int) -> tuple[Float32Array, int]:
+    """Keep a short lead-in before the speech and exactly ``keep_after`` samples after it;
+    also say where the kept part starts in ``samples``.
 
-    Only silence the model made is removed (nothing is padded), and a chunk that is silent
-    throughout is returned unchanged.
+    The decoder renders only a little silence past the speech (kokoro_graph.TAIL_FRAMES), so
+    a longer pause is made up with digital silence; a chunk that is silent throughout is
+    returned unchanged.
     """
     frames = samples.size // _FRAME
     if frames == 0:
-        return samples
+        return samples, 0
     windows = samples[: frames * _FRAME].reshape(frames, _FRAME)
     loud = np.flatnonzero(np.sqrt(np.mean(windows * windows, axis=1)) > _SILENCE_RMS)
     if loud.size == 0:
-        return samples
+        return samples, 0
     start = max(0, int(loud[0]) * _FRAME - _LEAD_KEEP)
-    stop = min(samples.size, (int(loud[-1]) + 1) * _FRAME + keep_after)
-    out: Float32Array = samples[start:stop].copy()
-    # The cuts fall in silence; a short fade at both ends makes sure no join between two
-    # chunks is a step (a click), even where the model left some noise there.
-    n = min(_FADE, out.size // 2)
+    stop = (int(loud[-1]) + 1) * _FRAME + keep_after
+    out: Float32Array = np.zeros(stop - start, dtype=np.float32)
+    kept = samples[start:stop]
+    out[: kept.size] = kept
+    # The cuts fall in silence; a short fade at both ends of what the model made makes
+    # sure no join between two chunks is a step (a click), even where it left some noise.
+    n = min(_FADE, kept.size // 2)
     if n:
         ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
         out[:n] *= ramp
-        out[-n:] *= ramp[::-1]
-    return out
+        out[kept.size - n : kept.size] *= ramp[::-1]
+    return out, start
 
 
 def _schedule(
@@ -421,13 +415,13 @@ def _schedule(
     """The pieces to synthesize, in order: the first clause cut short, then whole clauses
     grouped into pieces that grow with the audio already queued.
 
-    Every call costs the same per frame of audio (7.5 ms per 25 ms frame on 2 cores) and
-    frames ~1 s of silence around its speech that :func:`_trim` throws away, so one call per
-    clause spends a third of its time on silence. A group may hold as many characters as
-    were scheduled before it (its synthesis, ~0.4× its duration, then ends well before the
-    queued audio has played) and at most ``most`` (Kokoro's 510-token context). A clause of
-    one word (a filler or an interjection: uh, 嗯, 好的) stays a call of its own: grouped,
-    Kokoro slurs it ("uh, moved to Friday." is heard as "a move to Friday").
+    Every call costs the same per rendered frame (8 ms per 25 ms frame on 2 cores) plus
+    ~35 ms for the text half and ~8 frames of context around its speech, so fewer, longer
+    calls are cheaper. A group may hold as many characters as were scheduled before it
+    (its synthesis, ~0.35x its duration, then ends well before the queued audio has played)
+    and at most ``most`` (Kokoro's 510-token context). A clause of one word (a filler or an
+    interjection: uh, 嗯, 好的) stays a call of its own: grouped, Kokoro slurs it ("uh, moved
+    to Friday." is heard as "a move to Friday").
     """
     first_b, first_e = clauses[0]
     pieces = _latency_pieces(text, first_b, first_e, target)
@@ -472,28 +466,40 @@ def _latency_pieces(text: str, begin: int, end: int, target: int) -> list[tuple[
 
 
 def _subtitles(
-    text: str, begin: int, weights: tuple[int, ...], duration_ms: int
+    text: str,
+    begin: int,
+    result: Phonemized,
+    durations: Sequence[int],
+    origin: int,
+    duration_ms: int,
 ) -> tuple[Subtitle, ...]:
-    total = sum(weights)
+    """Each spoken character's time in the chunk, from the frames the model gave its
+    phoneme symbols (``durations``: per token, the two pads included; ``origin``: the
+    sample of the call's timeline where the chunk starts)."""
+    total = sum(result.weights)
     if total == 0:
         return ()
+    # Token k of the call spans samples edges[k]..edges[k + 1]; token 0 is the lead pad.
+    edges = np.cumsum((0, *durations)) * kokoro_graph.HOP - origin
+    # The weights count every symbol but spaces. Should the vocabulary have dropped one,
+    # characters are matched to tokens in proportion instead.
+    symbols = [k + 1 for k, ch in enumerate(result.phonemes) if not ch.isspace()]
+    if len(symbols) != total:
+        symbols = [1 + i * len(result.phonemes) // total for i in range(total)]
+
+    def ms(sample: int) -> int:
+        return min(duration_ms, max(0, round(sample * 1000 / SAMPLE_RATE)))
+
     subtitles: list[Subtitle] = []
-    cumulative = 0
-    for offset, weight in enumerate(weights):
-        start = cumulative
-        cumulative += weight
+    first = 0
+    for offset, weight in enumerate(result.weights):
+        own = symbols[first : first + weight]
+        first += weight
         ch = text[begin + offset]
-        if weight == 0 or not (ch.isalnum()):
+        if not own or not ch.isalnum():
             continue
-        subtitles.append(
-            Subtitle(
-                text=ch,
-                begin_index=begin + offset,
-                end_index=begin + offset + 1,
-                begin_time=round(duration_ms * start / total),
-                end_time=round(duration_ms * cumulative / total),
-            )
-        )
+        start, stop = ms(int(edges[own[0]])), ms(int(edges[own[-1] + 1]))
+        subtitles.append(Subtitle(ch, begin + offset, begin + offset + 1, start, stop))
     if subtitles:
         # The trailing punctuation pause belongs to the last spoken character.
         last = subtitles[-1]
