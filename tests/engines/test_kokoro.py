@@ -47,6 +47,9 @@ def _check_chunks(chunks: list[TtsChunk], text: str) -> None:
         times = [t for s in subs for t in (s.begin_time, s.end_time)]
         assert times == sorted(times)
         assert abs(subs[-1].end_time - duration_ms) <= 100
+        # Timed by the model's durations: the first character starts where the sound does.
+        onset_ms = np.flatnonzero(np.abs(chunk.audio) > 0.02)[0] * 1000 / kokoro.SAMPLE_RATE
+        assert abs(subs[0].begin_time - onset_ms) <= 80, (subs[0], onset_ms)
         for sub in subs:
             assert text[sub.begin_index : sub.end_index] == sub.text
             assert chunk.begin_index <= sub.begin_index < chunk.end_index
