@@ -265,13 +265,7 @@ def _pitch_hz(audio: np.ndarray) -> float:
 def test_decoder_renders_the_sound_and_little_silence(
     engine: kokoro.KokoroEngine, text: str, voice: str
 ) -> None:
-    info = {v.name: v for v in engine.voices()}[voice]
-    ids = [
-        engine._vocab[c]
-        for c in engine._phonemizer.phonemize(text, language=info.language).phonemes
-    ]
-    row = engine._style(info.engine_voice)[len(ids)][np.newaxis, :]
-    features = engine._model.features(np.array([[0, *ids, 0]], dtype=np.int64), row, 1.0)
+    features, row = _features(engine, text, voice)
     begin, end = features.speech_window()
     full = engine._model.render(features, row, 0, features.frames)
     assert full.size == features.frames * kokoro_graph.HOP
@@ -287,8 +281,17 @@ def test_decoder_renders_the_sound_and_little_silence(
 
 
 def test_a_short_call_renders_a_minimum_window(engine: kokoro.KokoroEngine) -> None:
-    ids = [engine._vocab[c] for c in engine._phonemizer.phonemize("嗯，").phonemes]
-    row = engine._style("zm_yunxi")[len(ids)][np.newaxis, :]
-    features = engine._model.features(np.array([[0, *ids, 0]], dtype=np.int64), row, 1.0)
+    features, _ = _features(engine, "嗯，", "xiaogang")
     begin, end = features.speech_window()
     assert end - begin == min(features.frames, kokoro_graph.MIN_FRAMES)
+
+
+def _features(
+    engine: kokoro.KokoroEngine, text: str, voice: str
+) -> tuple[kokoro_graph.Features, np.ndarray]:
+    """The text half's output for ``text`` in one call, and the style row it used."""
+    info = {v.name: v for v in engine.voices()}[voice]
+    phonemes = engine._phonemizer.phonemize(text, language=info.language).phonemes
+    ids = [engine._vocab[c] for c in phonemes]
+    row = engine._style(info.engine_voice)[len(ids)][np.newaxis, :]
+    return engine._model.features(np.array([[0, *ids, 0]], dtype=np.int64), row, 1.0), row

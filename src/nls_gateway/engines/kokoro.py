@@ -44,7 +44,6 @@ from nls_gateway.engines.base import (
     TtsOptions,
     VoiceInfo,
 )
-from nls_gateway.engines.kokoro_graph import SplitKokoro
 from nls_gateway.engines.text.tts_frontend import Phonemized, Phonemizer, split_clauses, split_words
 from nls_gateway.engines.voices import DEFAULT_VOICE, FLOWING_DEFAULT_VOICE, voice_table
 from nls_gateway.exception import EngineUnavailableError
@@ -195,7 +194,7 @@ class KokoroEngine:
 
     def __init__(
         self,
-        model: SplitKokoro,
+        model: kokoro_graph.SplitKokoro,
         phonemizer: Phonemizer,
         vocab: Mapping[str, int],
         voices: Mapping[str, VoiceInfo],

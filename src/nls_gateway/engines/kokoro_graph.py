@@ -19,7 +19,7 @@ envelope frame by frame: about −9 in silence, above −2 in speech), so the de
 only those frames and a little context on each side (:data:`LEAD_FRAMES`,
 :data:`TAIL_FRAMES`): the F0 and energy curves were predicted over the whole utterance,
 only the rendering is cropped. Measured (BENCHMARKS.md, issue 15): first audio −30 %, RTF
-0.48–0.52 → 0.36–0.38 zh, and the round trip through the ASR no worse. The durations time
+0.48–0.52 → 0.37–0.40 zh, and the round trip through the ASR no worse. The durations time
 the subtitles.
 """
 
@@ -132,7 +132,7 @@ class SplitKokoro:
 
 
 def load(model_path: Path, options: Any) -> SplitKokoro:
-    """Cut the model file in two (~0.5 s) and open a session on each half.
+    """Cut the model file in two (~0.3 s) and open a session on each half.
 
     Raises:
         EngineUnavailableError: the ``onnx`` package is missing.
