@@ -92,15 +92,12 @@ def main() -> None:
     parser.add_argument("--voices", default="xiaoyun,xiaogang,abby,andy")
     parser.add_argument("--runs", type=int, default=5, help="latency runs per sentence")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--first-chunk-chars", type=int, default=6)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     os.environ.setdefault("NLS_MODEL_MIRROR", str(ROOT.parent / "shared" / "models"))
 
     start = time.perf_counter()
-    engine = kokoro.create(
-        locate=modelstore.locate, threads=args.threads, first_chunk_chars=args.first_chunk_chars
-    )
+    engine = kokoro.create(locate=modelstore.locate, threads=args.threads)
     load_s = time.perf_counter() - start
     asr = WhisperEngine(locate=modelstore.locate, beam_size=5)
     asr.preload(("zh", "en"))

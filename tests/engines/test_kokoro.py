@@ -154,22 +154,40 @@ def test_corrupt_download_is_rejected(
     assert not (modelstore.cache_dir() / kokoro.VOCAB_RELPATH).exists()
 
 
-def test_trim_keeps_speech_and_a_short_pause() -> None:
+def test_chunk_edges_keep_a_lead_in_and_exactly_the_pause() -> None:
     rate = kokoro.SAMPLE_RATE
     speech = np.full(rate // 2, 0.1, dtype=np.float32)
     audio = np.concatenate([np.zeros(rate // 2, np.float32), speech, np.zeros(rate, np.float32)])
+    assert kokoro._lead_start(audio) == rate // 2 - rate * 40 // 1000
     keep = rate // 10
-    out, start = kokoro._trim(audio, keep)
-    assert start == rate // 2 - rate * 40 // 1000
+    out = kokoro._with_pause(audio[rate // 2 :], keep)
     assert np.count_nonzero(out) == speech.size
-    assert out.size == speech.size + keep + rate * 40 // 1000
+    assert out.size == speech.size + keep
     # A render that stops soon after the speech gets its pause as digital silence.
-    cut_short = audio[: rate + rate // 50]
-    out, _ = kokoro._trim(cut_short, keep)
-    assert out.size == speech.size + keep + rate * 40 // 1000
-    assert not out[-keep:].any()
+    out = kokoro._with_pause(audio[rate // 2 : rate + rate // 50], keep)
+    assert out.size == speech.size + keep and not out[-keep:].any()
     silent = np.zeros(rate, dtype=np.float32)
-    assert kokoro._trim(silent, keep)[0] is silent
+    assert kokoro._lead_start(silent) == 0 and kokoro._with_pause(silent, keep) is silent
+
+
+def test_windows_start_short_double_and_cut_where_a_character_starts() -> None:
+    cuts = list(range(10, 400, 7))
+    energy = np.zeros(400, dtype=np.float32)
+    windows = kokoro._windows(3, 390, cuts, energy, 16)
+    assert windows[0][0] == 3 and windows[-1][1] == 390
+    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:], strict=False))
+    assert all(b in cuts for b, _ in windows[1:])
+    sizes = [e - b for b, e in windows]
+    assert 16 <= sizes[0] < 16 + 7
+    for before, size in zip(sizes, sizes[1:-1], strict=False):
+        assert min(2 * before, kokoro._LARGEST_WINDOW) <= size <= 2 * before + 7
+    assert sizes[-1] >= kokoro._SHORTEST_WINDOW
+    # The quietest cut in reach is taken.
+    dense = list(range(10, 400, 2))
+    energy[[20, 22]] = [-1.0, -5.0]
+    assert kokoro._windows(3, 390, dense, energy, 16)[0] == (3, 22)
+    # Too short to cut: one window.
+    assert kokoro._windows(0, 30, cuts, energy, 16) == [(0, 30)]
 
 
 def test_later_clauses_are_grouped_as_the_queued_audio_grows() -> None:
@@ -178,14 +196,14 @@ def test_later_clauses_are_grouped_as_the_queued_audio_grows() -> None:
         "北京时间今天上午十点整，我们在会议室召开全体员工大会。"
     )
     clauses = split_clauses(text)
-    pieces = kokoro._schedule(text, clauses, 6, 30)
+    pieces = kokoro._schedule(text, clauses, 30)
     # Every character once, in order.
     assert pieces[0][0] == clauses[0][0] and pieces[-1][1] == len(text)
     assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))
     assert len(pieces) < len(clauses)
     starts = {b for b, _ in clauses}
     for begin, end in pieces[1:]:
-        assert begin in starts or begin < clauses[0][1]  # groups start at a clause
+        assert begin in starts  # groups start at a clause
         single = (begin, end) in clauses
         # A group never outgrows what was queued before it, nor the size limit.
         assert single or end - begin <= min(30, begin - pieces[0][0])
@@ -195,7 +213,7 @@ def test_one_word_clauses_are_not_grouped() -> None:
     # Grouped, Kokoro slurs a filler: "uh, moved to Friday." was heard as "a move to Friday".
     text = "Well, um, the meeting is, uh, moved to Friday, at ten, in the big room."
     clauses = split_clauses(text)
-    pieces = [text[b:e].strip() for b, e in kokoro._schedule(text, clauses, 18, 240)]
+    pieces = [text[b:e].strip() for b, e in kokoro._schedule(text, clauses, 240)]
     assert "uh," in pieces and "um," in pieces
     assert "moved to Friday, at ten," in pieces  # the other clauses are still grouped
 
@@ -206,21 +224,77 @@ def test_pause_depends_on_where_the_chunk_was_cut() -> None:
     assert kokoro._pause_after(text, 7) < kokoro._pause_after(text, len(text))
 
 
-def test_chunk_joins_have_no_discontinuity(engine: kokoro.KokoroEngine) -> None:
-    text = "北京时间今天上午十点整我们在会议室召开全体员工大会，讨论明年的计划。"
+def test_windows_join_up_as_one_render(engine: kokoro.KokoroEngine) -> None:
+    text = "北京时间今天上午十点整我们在会议室召开全体员工大会"
     chunks = list(engine.synthesize(text, TtsOptions(voice="xiaoyun")))
-    assert len(chunks) >= 3  # the first clause is cut into pieces for early audio
-    edge = kokoro.SAMPLE_RATE * 5 // 1000
-    for a, b in zip(chunks, chunks[1:], strict=False):
-        # Cut at silence: the last / first 5 ms are quiet and the step between them small.
-        assert np.sqrt(np.mean(a.audio[-edge:] ** 2)) < 0.01
-        assert np.sqrt(np.mean(b.audio[:edge] ** 2)) < 0.01
-        assert abs(float(a.audio[-1]) - float(b.audio[0])) < 0.005
-    whole = np.concatenate([c.audio for c in chunks])
-    # No sample-to-sample step at a join larger than the largest inside speech.
-    steps = np.abs(np.diff(whole))
-    joins = np.cumsum([c.audio.size for c in chunks])[:-1] - 1
-    assert steps[joins].max() <= 0.05 * steps.max()
+    assert len(chunks) >= 3  # one call, rendered in windows that start short
+    stream = np.concatenate([c.audio for c in chunks])
+    # The same call rendered as one window, trimmed as the stream's first chunk was.
+    features, row, norms = _features(engine, text, "xiaoyun")
+    first, last = features.speech_window()
+    whole = engine._model.render(features, row, norms, first, last)
+    # The stream starts at a lead-in found on 10 ms windows: align on that grid.
+    ten_ms = kokoro.SAMPLE_RATE // 100
+    n = min(stream.size, whole.size - 20 * ten_ms) - kokoro.SAMPLE_RATE // 5
+
+    def correlation(shift: int) -> float:
+        x = stream[:n].astype(np.float64)
+        y = whole[shift : shift + n].astype(np.float64)
+        return float(np.dot(x, y) / np.sqrt(np.dot(x, x) * np.dot(y, y)))
+
+    shift = max(range(0, 20 * ten_ms, ten_ms), key=correlation)
+    # Sample for sample the same signal, the harmonic source's phase included (a window
+    # whose source restarted its phase would decorrelate wherever the voice is voiced).
+    assert correlation(shift) > 0.9
+    a, b = stream[:n], whole[shift : shift + n]
+    # No step at a join, and no level jump around one.
+    joins = np.cumsum([c.audio.size for c in chunks])[:-1]
+    steps = np.abs(np.diff(stream))
+    assert steps[joins - 1].max() <= 0.5 * steps.max()
+    for join in joins:
+        around = slice(join - 3 * ten_ms, join + 3 * ten_ms)
+        level = [10 * np.log10(np.mean(x[around] ** 2) + 1e-9) for x in (a, b)]
+        assert abs(level[0] - level[1]) < 3.0, (join, level)
+
+
+def test_a_short_window_is_not_softened_by_its_own_statistics(
+    engine: kokoro.KokoroEngine,
+) -> None:
+    # With the decoder's norms taking their statistics over the window, 那个 rendered
+    # without the call's silence came out 4 dB softer than in the whole call.
+    features, row, norms = _features(engine, "那个，", "xiaogang")
+    begin, end = features.speech_window()
+    whole = engine._model.reference(features, row, 0, features.frames)
+    part = whole[begin * kokoro_graph.HOP : end * kokoro_graph.HOP]
+
+    def db(audio: np.ndarray) -> float:
+        return float(10 * np.log10(np.mean(audio**2)))
+
+    alone = db(engine._model.render(features, row, norms, begin, end))
+    own = db(engine._model.reference(features, row, begin, end))
+    assert own < alone and abs(alone - db(part)) < 4.0, (own, alone, db(part))
+
+
+def test_phase_offset_continues_the_harmonic_source() -> None:
+    def cycles(f0_hz: float, points: int, begin: int) -> np.ndarray:
+        """The offset at frame ``begin`` as cycles of each harmonic (the graph's units × 300)."""
+        f0 = np.full((1, points), f0_hz, dtype=np.float32)
+        frames = points // 2
+        features = kokoro_graph.Features(
+            np.zeros((1, 512, frames), np.float32), f0, np.zeros_like(f0), (frames,)
+        )
+        return kokoro_graph.phase_offset(features, begin).reshape(-1) * 300
+
+    def same_phase(x: np.ndarray, y: np.ndarray) -> bool:
+        return bool(np.allclose(np.cos(2 * np.pi * (x - y)), 1.0, atol=1e-6))
+
+    harmonics = np.arange(1, 10)
+    assert same_phase(cycles(200.0, 20, 0), 0 * harmonics)
+    # 4 frames at 200 Hz: 2400 samples, 80 cycles of the fundamental, 80 h of harmonic h.
+    assert same_phase(cycles(200.0, 20, 4), 0 * harmonics)
+    # 1 frame at 100 Hz: 600 samples, 2.5 cycles, 2.5 h of harmonic h.
+    assert same_phase(cycles(100.0, 20, 1), 2.5 * harmonics)
+    assert not same_phase(cycles(100.0, 20, 1), 0 * harmonics)
 
 
 def test_xiaoyun_and_xiaogang_sound_different(engine: kokoro.KokoroEngine) -> None:
@@ -265,9 +339,9 @@ def _pitch_hz(audio: np.ndarray) -> float:
 def test_decoder_renders_the_sound_and_little_silence(
     engine: kokoro.KokoroEngine, text: str, voice: str
 ) -> None:
-    features, row = _features(engine, text, voice)
+    features, row, norms = _features(engine, text, voice)
     begin, end = features.speech_window()
-    full = engine._model.render(features, row, 0, features.frames)
+    full = engine._model.reference(features, row, 0, features.frames)
     assert full.size == features.frames * kokoro_graph.HOP
     frames = full.reshape(features.frames, kokoro_graph.HOP)
     audible = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) > 0.004)
@@ -277,21 +351,20 @@ def test_decoder_renders_the_sound_and_little_silence(
     assert audible[-1] + kokoro_graph.TAIL_FRAMES <= end
     context = kokoro_graph.LEAD_FRAMES + kokoro_graph.TAIL_FRAMES
     assert end - begin <= audible[-1] + 1 - audible[0] + context + 12 < features.frames - 8
-    assert engine._model.render(features, row, begin, end).size == (end - begin) * kokoro_graph.HOP
-
-
-def test_a_short_call_renders_a_minimum_window(engine: kokoro.KokoroEngine) -> None:
-    features, _ = _features(engine, "嗯，", "xiaogang")
-    begin, end = features.speech_window()
-    assert end - begin == min(features.frames, kokoro_graph.MIN_FRAMES)
+    window = engine._model.render(features, row, norms, begin, end)
+    assert window.size == (end - begin) * kokoro_graph.HOP
 
 
 def _features(
     engine: kokoro.KokoroEngine, text: str, voice: str
-) -> tuple[kokoro_graph.Features, np.ndarray]:
-    """The text half's output for ``text`` in one call, and the style row it used."""
+) -> tuple[kokoro_graph.Features, np.ndarray, kokoro_graph.Norms]:
+    """The text half's output for ``text`` in one call, the style row it used, and the
+    voice's norm statistics."""
     info = {v.name: v for v in engine.voices()}[voice]
     phonemes = engine._phonemizer.phonemize(text, language=info.language).phonemes
     ids = [engine._vocab[c] for c in phonemes]
-    row = engine._style(info.engine_voice)[len(ids)][np.newaxis, :]
-    return engine._model.features(np.array([[0, *ids, 0]], dtype=np.int64), row, 1.0), row
+    style = engine._style(info.engine_voice)
+    row = style[len(ids)][np.newaxis, :]
+    tokens = np.array([[0, *ids, 0]], dtype=np.int64)
+    norms = engine._calibrated(info, style, kokoro._style_row(len(ids)))
+    return engine._model.features(tokens, row, 1.0), row, norms

@@ -14,10 +14,13 @@ turning text into 24 kHz float32 chunks with per-character subtitles.
 * **Vocabulary**: ``vocab.json`` (phoneme → token id), or the same table inside the upstream
   kokoro-onnx ``config.json`` when only the official URL is reachable.
 * **Synthesis**: the graph runs as two sessions (:mod:`.kokoro_graph`): the text half
-  predicts each token's duration and the prosody, and the decoder renders only the frames
-  around the speech, not the ~1 s of pads and final pause every call would otherwise make.
+  predicts each token's duration and the prosody of a whole clause (or group of clauses),
+  and the decoder renders only the frames around the speech, not the ~1 s of pads and final
+  pause every call would otherwise make, in windows that start short and double, cut
+  where a character starts and joined by a 25 ms cross-fade: the first audio of a clause
+  costs the text half and one short window, whatever the clause's length.
 * **Subtitles**: each character spans the frames the model gave its phoneme symbols; the
-  last spoken character ends at the end of the chunk (its pause included).
+  last spoken character of a chunk ends at the end of the chunk (its pause included).
 
 Every file is a :class:`~nls_gateway.engines.base.ModelFile` (:data:`MODEL_FILES`) found
 through the ``locate`` the engine is given: it never touches the network itself, and imports
@@ -26,7 +29,9 @@ onnxruntime only inside :func:`create`.
 
 from __future__ import annotations
 
+import bisect
 import json
+import math
 import re
 import threading
 import zipfile
@@ -162,6 +167,34 @@ _STOPS = set("。！？!?.…\n")
 _ONE_WORD_RE = re.compile(r"[A-Za-z'’]+|[\u4e00-\u9fff]{1,2}")
 _GROUP_CHARS = 80
 """Most Chinese characters in one grouped piece (≈ 360 tokens; ×3 for English)."""
+_FIRST_WINDOW = 12
+"""Frames of sound in a call's first decoder window (300 ms, about two characters): its
+render (~150 ms with its context) is most of the time to first audio."""
+_LARGEST_WINDOW = 160
+"""Frames in the longest window (4 s). Windows double up to this, and a later piece's first
+window holds at most twice the frames already sent: each renders (~0.35x real time) within
+the playing time of the audio queued before it."""
+_SHORTEST_WINDOW = 24
+"""No window is cut shorter than this (600 ms): every cut costs 2 × :data:`_CONTEXT` + 1
+frames more to render."""
+_CONTEXT = 4
+"""Frames rendered on each side of a cut inside a call, for the convolutions' context. The
+envelope next to a join deviates from one whole render by 0.49 dB median with 4 frames,
+0.33 dB with 8, and 0.37 / 0.31 dB elsewhere (int8 activation ranges differ per window)."""
+_BLOWN_UP = 4.0
+"""A peak no speech reaches: the end pad with fixed norm statistics reached 10^4. (A
+window's edges, kept only as context, may pass it: 41 at the first sample of one.)"""
+_CALIBRATION = {
+    "zh": "春天来了，花园里的花都开了。",
+    "en": "Spring is here, and the flowers in the garden are open.",
+}
+"""What the decoder's norm statistics (kokoro_graph.Norms) are measured over, once per
+voice and style row: one sentence gave as good a round trip as six in a trial."""
+_STYLE_ROW_GRID = (4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 509)
+"""The style rows the norm statistics are measured at (×√2 apart); a call uses its own
+row (one per token count) with the statistics of the nearest of these. The statistics
+depend on the row (measured at row 24 they silence a call of 8 tokens), and a call
+snapped to the grid's row itself was heard worse (语音识别模型 → 银石银幕行, sicheng)."""
 
 
 def load_vocab(locate: Locate) -> dict[str, int]:
@@ -199,24 +232,24 @@ class KokoroEngine:
         vocab: Mapping[str, int],
         voices: Mapping[str, VoiceInfo],
         *,
-        first_chunk_chars: int = 6,
         locate: Locate,
     ) -> None:
         self._model = model
         self._phonemizer = phonemizer
         self._vocab = dict(vocab)
         self._voices = dict(voices)
-        self._first_chunk_chars = first_chunk_chars
         self._locate = locate
         self._styles: dict[str, Float32Array] = {}
-        self._styles_lock = threading.Lock()
+        self._norms: dict[tuple[str, int], kokoro_graph.Norms] = {}
+        self._lock = threading.Lock()
 
     def voices(self) -> Sequence[VoiceInfo]:
         """Every NLS voice name this engine answers to."""
         return list(self._voices.values())
 
     def synthesize(self, text: str, options: TtsOptions) -> Iterator[TtsChunk]:
-        """Yield audio piece by piece: the first clause cut short, later clauses grouped.
+        """Yield audio piece by piece: the first clause alone, later clauses grouped, each
+        rendered in windows that start short.
 
         Raises:
             KeyError: unknown voice (raised at the call, before any audio).
@@ -241,10 +274,19 @@ class KokoroEngine:
         speed: float,
     ) -> Iterator[TtsChunk]:
         # English needs more characters than Chinese for the same speaking time.
-        scale = 3 if info.language == "en" else 1
-        pieces = _schedule(text, clauses, self._first_chunk_chars * scale, _GROUP_CHARS * scale)
-        for begin, end in pieces:
-            yield from self._speak(text, begin, end, info, style, speed)
+        most = _GROUP_CHARS * (3 if info.language == "en" else 1)
+        sent = 0  # frames of audio yielded so far
+        for begin, end in _schedule(text, clauses, most):
+            first_window = kokoro_graph.LEAD_FRAMES + _FIRST_WINDOW
+            if sent:
+                first_window = max(first_window, min(_LARGEST_WINDOW, 2 * sent))
+            for chunk in self._speak(text, begin, end, info, style, speed, first_window):
+                sent += chunk.audio.size // kokoro_graph.HOP
+                yield chunk
+
+    def voice_of(self, engine_voice: str) -> VoiceInfo | None:
+        """An NLS voice that speaks with this Kokoro voice (or blend), if any."""
+        return next((v for v in self._voices.values() if v.engine_voice == engine_voice), None)
 
     def warm_up(self, voice: str) -> None:
         """Run one tiny synthesis so the first request does not pay ORT's graph set-up.
@@ -252,12 +294,12 @@ class KokoroEngine:
         The first ``session.run`` costs about 2.4 s more than later ones (kernel and
         memory-pattern initialisation); paying it at load keeps it off a client's clock.
         """
-        style = self._style(voice)
-        info = next((v for v in self._voices.values() if v.engine_voice == voice), None)
+        info = self.voice_of(voice)
         if info is None:
             return
         text = "你好。" if info.language == "zh" else "Hello."
-        for _ in self._speak(text, 0, len(text), info, style, 1.0):
+        style = self._style(voice)
+        for _ in self._speak(text, 0, len(text), info, style, 1.0, _LARGEST_WINDOW):
             pass
 
     def _speak(
@@ -268,34 +310,86 @@ class KokoroEngine:
         info: VoiceInfo,
         style: Float32Array,
         speed: float,
+        first_window: int,
     ) -> Iterator[TtsChunk]:
-        british = all(part.startswith("b") for part in info.engine_voice.split("+"))
-        result = self._phonemizer.phonemize(
-            text[begin:end], language=info.language, british=british
-        )
-        ids = [self._vocab[ch] for ch in result.phonemes]
+        """One call of the text half for ``text[begin:end]``, then its decoder windows (the
+        first of ``first_window`` frames, each next one twice as long), one chunk each."""
+        result, ids = self._tokens(text[begin:end], info)
         if not ids:
             return
         if len(ids) > _MAX_TOKENS and end - begin > 1:
             half = max(1, (end - begin) // 2)
             for b, e in split_words(text, begin, end, half):
-                yield from self._speak(text, b, e, info, style, speed)
+                yield from self._speak(text, b, e, info, style, speed, first_window)
             return
         ids = ids[:_MAX_TOKENS]
-        row = style[min(len(ids), _STYLE_ROWS - 1)][np.newaxis, :].astype(np.float32)
+        row = style[min(len(ids), _STYLE_ROWS - 1)][np.newaxis, :]
+        norms = self._calibrated(info, style, _style_row(len(ids)))
         features = self._model.features(np.array([[0, *ids, 0]], dtype=np.int64), row, speed)
+        spans = _char_spans(text, begin, result, features.durations)
         first, last = features.speech_window()
-        rendered = self._model.render(features, row, first, last)
-        samples, start = _trim(rendered, _pause_after(text, end))
-        duration_ms = round(samples.size * 1000 / SAMPLE_RATE)
-        origin = first * kokoro_graph.HOP + start
-        subtitles = _subtitles(text, begin, result, features.durations, origin, duration_ms)
-        yield TtsChunk(audio=samples, begin_index=begin, end_index=end, subtitles=subtitles)
+        cuts = _word_starts(text, begin, spans)
+        windows = _windows(first, last, cuts, features.frame_energy(), first_window)
+        # Each character is spoken in the window where it starts (a cut is where one starts).
+        starts = [b for b, _ in windows]
+        owned: list[list[tuple[int, int, int]]] = [[] for _ in windows]
+        for span in spans:
+            owned[max(0, bisect.bisect_right(starts, span[1] // kokoro_graph.HOP) - 1)].append(span)
+        bounds = [begin, *(begin + chars[0][0] for chars in owned[1:]), end]
+        ahead: Float32Array | None = None  # the previous window's render past its end
+        for k, (b, e) in enumerate(windows):
+            # Context where the window is cut inside the call, and one frame more at its
+            # end to cross-fade the next window in.
+            lo = max(0, b - _CONTEXT) if k else b
+            hi = min(features.frames, e + _CONTEXT + 1) if e < last else e
+            audio = self._model.render(features, row, norms, lo, hi)
+            own = audio[(b - lo) * kokoro_graph.HOP : (e - lo) * kokoro_graph.HOP]
+            if not np.isfinite(own).all() or np.abs(own).max() > _BLOWN_UP:
+                # Out of the statistics' range (seen only in the end pad, which is never
+                # rendered): the window's own statistics sound softer, never blow up.
+                audio = self._model.reference(features, row, lo, hi)
+                own = audio[(b - lo) * kokoro_graph.HOP : (e - lo) * kokoro_graph.HOP]
+            if ahead is not None:
+                own[: ahead.size] = _crossfade(ahead, own[: ahead.size])
+            ahead = audio[(e - lo) * kokoro_graph.HOP : (e + 1 - lo) * kokoro_graph.HOP]
+            origin = b * kokoro_graph.HOP
+            if k == 0:
+                start = _lead_start(own)
+                own, origin = _fade_in(own[start:]), origin + start
+            if k == len(windows) - 1:
+                own = _with_pause(own, _pause_after(text, end))
+            duration_ms = round(own.size * 1000 / SAMPLE_RATE)
+            yield TtsChunk(
+                audio=own,
+                begin_index=bounds[k],
+                end_index=bounds[k + 1],
+                subtitles=_subtitles(text, begin, owned[k], origin, duration_ms),
+            )
+
+    def _tokens(self, text: str, info: VoiceInfo) -> tuple[Phonemized, list[int]]:
+        british = all(part.startswith("b") for part in info.engine_voice.split("+"))
+        result = self._phonemizer.phonemize(text, language=info.language, british=british)
+        return result, [self._vocab[ch] for ch in result.phonemes]
+
+    def _calibrated(self, info: VoiceInfo, style: Float32Array, row: int) -> kokoro_graph.Norms:
+        """The decoder's norm statistics for one voice and style row (~0.5 s on first use)."""
+        key = (info.engine_voice, row)
+        with self._lock:
+            norms = self._norms.get(key)
+        if norms is None:
+            _, ids = self._tokens(_CALIBRATION[info.language], info)
+            tokens = np.array([[0, *ids, 0]], dtype=np.int64)
+            style_row = style[row][np.newaxis, :]
+            features = self._model.features(tokens, style_row, 1.0)
+            norms = self._model.calibrate([(features, style_row)])
+            with self._lock:
+                norms = self._norms.setdefault(key, norms)
+        return norms
 
     def _style(self, voice: str) -> Float32Array:
         """The style table of a Kokoro voice, or of a blend ``a+b`` (the mean of both
         tables, the usual Kokoro way to get a timbre between two voices)."""
-        with self._styles_lock:
+        with self._lock:
             style = self._styles.get(voice)
             if style is None:
                 parts = [load_style(part, self._locate) for part in voice.split("+")]
@@ -309,7 +403,6 @@ def create(
     locate: Locate,
     threads: int = 2,
     voice_map: Mapping[str, str] | None = None,
-    first_chunk_chars: int = 6,
     preload_voices: Sequence[str] | None = None,
 ) -> KokoroEngine:
     """Load Kokoro (model, vocabulary, front-end) once.
@@ -318,11 +411,9 @@ def create(
         locate: the model store's ``locate`` (local path of each :data:`MODEL_FILES`).
         threads: onnxruntime intra-op threads.
         voice_map: NLS voice name → Kokoro voice id overrides (see :mod:`.voices`).
-        first_chunk_chars: about how many characters the first chunk speaks (Chinese;
-            three times as many for English voices).
         preload_voices: Kokoro voices (or blends) to load now rather than on first use;
-            the first is also used for a warm-up synthesis. Default: those of the NLS
-            default voices (xiaoyun, longxiaochun) and xiaogang.
+            the first is also used for a warm-up synthesis.
+            Default: those of the NLS default voices (xiaoyun, longxiaochun) and xiaogang.
 
     Raises:
         EngineUnavailableError: onnxruntime, the front-end libraries or a model file is
@@ -352,7 +443,6 @@ def create(
         phonemizer,
         vocab,
         voice_table(voice_map),
-        first_chunk_chars=first_chunk_chars,
         locate=locate,
     )
     if preload_voices is None:
@@ -364,6 +454,12 @@ def create(
     if preload_voices:
         engine.warm_up(preload_voices[0])
     return engine
+
+
+def _style_row(tokens: int) -> int:
+    """The row of :data:`_STYLE_ROW_GRID` nearest to ``tokens`` (on a log scale): the norm
+    statistics a call of that many tokens is rendered with."""
+    return min(_STYLE_ROW_GRID, key=lambda row: abs(math.log(row / max(1, tokens))))
 
 
 def _pause_after(text: str, end: int) -> int:
@@ -378,64 +474,96 @@ def _pause_after(text: str, end: int) -> int:
     return SAMPLE_RATE * _PAUSE_MS[kind] // 1000
 
 
-def _trim(samples: Float32Array, keep_after: int) -> tuple[Float32Array, int]:
-    """Keep a short lead-in before the speech and exactly ``keep_after`` samples after it;
-    also say where the kept part starts in ``samples``.
+def _lead_start(samples: Float32Array) -> int:
+    """Where to start a chunk: a short lead-in before its first loud 10 ms (0 if silent)."""
+    loud = _loud_windows(samples)
+    return max(0, int(loud[0]) * _FRAME - _LEAD_KEEP) if loud.size else 0
+
+
+def _with_pause(samples: Float32Array, keep_after: int) -> Float32Array:
+    """Cut the chunk exactly ``keep_after`` samples after its last loud 10 ms.
 
     The decoder renders only a little silence past the speech (kokoro_graph.TAIL_FRAMES), so
     a longer pause is made up with digital silence; a chunk that is silent throughout is
     returned unchanged.
     """
-    frames = samples.size // _FRAME
-    if frames == 0:
-        return samples, 0
-    windows = samples[: frames * _FRAME].reshape(frames, _FRAME)
-    loud = np.flatnonzero(np.sqrt(np.mean(windows * windows, axis=1)) > _SILENCE_RMS)
+    loud = _loud_windows(samples)
     if loud.size == 0:
-        return samples, 0
-    start = max(0, int(loud[0]) * _FRAME - _LEAD_KEEP)
+        return samples
     stop = (int(loud[-1]) + 1) * _FRAME + keep_after
-    out: Float32Array = np.zeros(stop - start, dtype=np.float32)
-    kept = samples[start:stop]
+    out: Float32Array = np.zeros(stop, dtype=np.float32)
+    kept = samples[:stop]
     out[: kept.size] = kept
-    # The cuts fall in silence; a short fade at both ends of what the model made makes
-    # sure no join between two chunks is a step (a click), even where it left some noise.
     n = min(_FADE, kept.size // 2)
-    if n:
-        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
-        out[:n] *= ramp
-        out[kept.size - n : kept.size] *= ramp[::-1]
-    return out, start
+    out[kept.size - n : kept.size] *= np.linspace(1.0, 0.0, n, dtype=np.float32)
+    return out
 
 
-def _schedule(
-    text: str, clauses: list[tuple[int, int]], target: int, most: int
+def _fade_in(samples: Float32Array) -> Float32Array:
+    """The cuts fall in silence; a short fade where the model's sound starts (and, in
+    :func:`_with_pause`, ends) makes sure no chunk edge is a step (a click)."""
+    n = min(_FADE, samples.size // 2)
+    samples[:n] *= np.linspace(0.0, 1.0, n, dtype=np.float32)
+    return samples
+
+
+def _loud_windows(samples: Float32Array) -> np.ndarray:
+    frames = samples.size // _FRAME
+    windows = samples[: frames * _FRAME].reshape(frames, _FRAME)
+    return np.flatnonzero(np.sqrt(np.mean(windows * windows, axis=1)) > _SILENCE_RMS)
+
+
+def _crossfade(before: Float32Array, after: Float32Array) -> Float32Array:
+    """Equal-length renders of the same samples, faded from one to the other (raised cosine)."""
+    weight = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, before.size, dtype=np.float32))
+    faded: Float32Array = (before * (1.0 - weight) + after * weight).astype(np.float32)
+    return faded
+
+
+def _windows(
+    first: int, last: int, cuts: Sequence[int], energy: Float32Array, size: int
 ) -> list[tuple[int, int]]:
-    """The pieces to synthesize, in order: the first clause cut short, then whole clauses
-    grouped into pieces that grow with the audio already queued.
+    """The decoder windows that cover frames ``[first, last)``: the first of about ``size``
+    frames, each next one about twice as long as the one before (at most
+    :data:`_LARGEST_WINDOW`), each cut at one of ``cuts`` (frames where a character starts),
+    the quietest in reach."""
+    windows: list[tuple[int, int]] = []
+    begin = first
+    while True:
+        usable = [c for c in cuts if c >= begin + size and last - c >= _SHORTEST_WINDOW]
+        if not usable:
+            windows.append((begin, last))
+            return windows
+        near = [c for c in usable if c <= begin + size + size // 4] or usable[:1]
+        cut = min(near, key=lambda c: float(energy[c]))
+        windows.append((begin, cut))
+        begin, size = cut, min(_LARGEST_WINDOW, 2 * (cut - begin))
+
+
+def _schedule(text: str, clauses: list[tuple[int, int]], most: int) -> list[tuple[int, int]]:
+    """The pieces to synthesize, in order: the first clause, then whole clauses grouped into
+    pieces that grow with the audio already queued.
 
     Every call costs the same per rendered frame (8 ms per 25 ms frame on 2 cores) plus
     ~35 ms for the text half and ~8 frames of context around its speech, so fewer, longer
     calls are cheaper. A group may hold as many characters as were scheduled before it
-    (its synthesis, ~0.35x its duration, then ends well before the queued audio has played)
     and at most ``most`` (Kokoro's 510-token context). A clause of one word (a filler or an
     interjection: uh, 嗯, 好的) stays a call of its own: grouped, Kokoro slurs it ("uh, moved
     to Friday." is heard as "a move to Friday").
     """
-    first_b, first_e = clauses[0]
-    pieces = _latency_pieces(text, first_b, first_e, target)
-    before = first_e - first_b  # characters scheduled before the current group
+    pieces = [clauses[0]]
+    before = clauses[0][1] - clauses[0][0]  # characters scheduled before the current group
     for begin, end in clauses[1:]:
         group_b, group_e = pieces[-1]
         if (
-            group_b >= first_e
+            len(pieces) > 1
             and end - group_b <= min(most, before)
             and not _one_word(text[group_b:group_e])
             and not _one_word(text[begin:end])
         ):
             pieces[-1] = (group_b, end)
         else:
-            if group_b >= first_e:
+            if len(pieces) > 1:
                 before += group_e - group_b
             pieces.append((begin, end))
     return pieces
@@ -446,61 +574,58 @@ def _one_word(clause: str) -> bool:
     return _ONE_WORD_RE.fullmatch(clause.strip(" ，、；：,;:.。!?！？…")) is not None
 
 
-def _latency_pieces(text: str, begin: int, end: int, target: int) -> list[tuple[int, int]]:
-    """Cut the first clause so the first piece is short and each next one twice as long.
-
-    Doubling keeps each piece's synthesis time below the playing time of what came before,
-    so playback does not stall while the rest of the clause is made.
-    """
-    pieces: list[tuple[int, int]] = []
-    while end - begin > target * 3 // 2:
-        first_b, first_e = split_words(text, begin, end, target)[0]
-        if first_e >= end:
-            break
-        pieces.append((first_b, first_e))
-        begin = first_e
-        target *= 2
-    pieces.append((begin, end))
-    return pieces
-
-
-def _subtitles(
-    text: str,
-    begin: int,
-    result: Phonemized,
-    durations: Sequence[int],
-    origin: int,
-    duration_ms: int,
-) -> tuple[Subtitle, ...]:
-    """Each spoken character's time in the chunk, from the frames the model gave its
-    phoneme symbols (``durations``: per token, the two pads included; ``origin``: the
-    sample of the call's timeline where the chunk starts)."""
+def _char_spans(
+    text: str, begin: int, result: Phonemized, durations: Sequence[int]
+) -> list[tuple[int, int, int]]:
+    """Each spoken character of ``text[begin:]`` as (offset, first sample, end sample) in
+    the call's timeline, from the frames the model gave its phoneme symbols (``durations``:
+    per token, the two pads included)."""
     total = sum(result.weights)
     if total == 0:
-        return ()
+        return []
     # Token k of the call spans samples edges[k]..edges[k + 1]; token 0 is the lead pad.
-    edges = np.cumsum((0, *durations)) * kokoro_graph.HOP - origin
+    edges = np.cumsum((0, *durations)) * kokoro_graph.HOP
     # The weights count every symbol but spaces. Should the vocabulary have dropped one,
     # characters are matched to tokens in proportion instead.
     symbols = [k + 1 for k, ch in enumerate(result.phonemes) if not ch.isspace()]
     if len(symbols) != total:
         symbols = [1 + i * len(result.phonemes) // total for i in range(total)]
-
-    def ms(sample: int) -> int:
-        return min(duration_ms, max(0, round(sample * 1000 / SAMPLE_RATE)))
-
-    subtitles: list[Subtitle] = []
+    top = len(edges) - 1
+    spans: list[tuple[int, int, int]] = []
     first = 0
     for offset, weight in enumerate(result.weights):
         own = symbols[first : first + weight]
         first += weight
-        ch = text[begin + offset]
-        if not own or not ch.isalnum():
-            continue
-        start, stop = ms(int(edges[own[0]])), ms(int(edges[own[-1] + 1]))
-        subtitles.append(Subtitle(ch, begin + offset, begin + offset + 1, start, stop))
+        if own and text[begin + offset].isalnum():
+            spans.append((offset, int(edges[min(own[0], top)]), int(edges[min(own[-1] + 1, top)])))
+    return spans
+
+
+def _word_starts(text: str, begin: int, spans: Sequence[tuple[int, int, int]]) -> list[int]:
+    """The frames where a window may be cut: where a hanzi or a word starts."""
+    return [
+        start // kokoro_graph.HOP
+        for offset, start, _ in spans
+        if offset == 0
+        or not (text[begin + offset - 1].isascii() and text[begin + offset - 1].isalnum())
+        or not text[begin + offset].isascii()
+    ]
+
+
+def _subtitles(
+    text: str, begin: int, spans: Sequence[tuple[int, int, int]], origin: int, duration_ms: int
+) -> tuple[Subtitle, ...]:
+    """The characters of one chunk, timed from its first sample (``origin`` in the call's
+    timeline); the last ends with the chunk, its pause included."""
+
+    def ms(sample: int) -> int:
+        return min(duration_ms, max(0, round((sample - origin) * 1000 / SAMPLE_RATE)))
+
+    subtitles = [
+        Subtitle(text[begin + offset], begin + offset, begin + offset + 1, ms(start), ms(stop))
+        for offset, start, stop in spans
+    ]
     if subtitles:
-        # The trailing punctuation pause belongs to the last spoken character.
         last = subtitles[-1]
         subtitles[-1] = Subtitle(
             last.text, last.begin_index, last.end_index, last.begin_time, duration_ms

@@ -1,4 +1,4 @@
-"""Kokoro's ONNX graph cut in two, so the vocoder renders only the frames that are kept.
+"""Kokoro's ONNX graph cut in two, and its decoder made to render any window of frames.
 
 The exported graph turns tokens into audio in one call and outputs nothing else. Its cost
 is almost all in the decoder (the iSTFTNet vocoder: 7.5 ms per 25 ms frame on 2 cores, 95 %
@@ -17,15 +17,27 @@ half as its own session; nothing is retrained or requantised):
 The predicted energy curve says where the render will be audible (it tracks the rendered
 envelope frame by frame: about −9 in silence, above −2 in speech), so the decoder is given
 only those frames and a little context on each side (:data:`LEAD_FRAMES`,
-:data:`TAIL_FRAMES`): the F0 and energy curves were predicted over the whole utterance,
-only the rendering is cropped. Measured (BENCHMARKS.md, issue 15): first audio −30 %, RTF
-0.48–0.52 → 0.37–0.40 zh, and the round trip through the ASR no worse. The durations time
-the subtitles.
+:data:`TAIL_FRAMES`). Two things in the decoder depend on where a window starts and ends,
+and both are made inputs, so that windows rendered one after another join up as one render:
+
+* its **54 instance norms** take their mean and variance over the window: a short window
+  of almost only speech renders quieter and blurred (那个 alone came out 4 dB softer and
+  unrecognised). The statistics are measured once per voice and style row over a
+  calibration sentence (:meth:`SplitKokoro.calibrate`) and given to every window
+  (:class:`Norms`); the round trip through the ASR is as good as with per-call statistics
+  (BENCHMARKS.md, issue 15). They do not fit the end pad (its frames blow up), which is
+  never rendered.
+* the **harmonic source** sums its phase from the window's first frame; the phase the
+  whole call would have reached there is given instead (:func:`phase_offset`).
+
+What is left differs between windows only by the activations' dynamic int8 quantisation
+(each tensor's range), which a short cross-fade hides.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,12 +50,13 @@ from nls_gateway.exception import EngineUnavailableError
 __all__ = [
     "HOP",
     "LEAD_FRAMES",
-    "MIN_FRAMES",
     "SILENT_ENERGY",
     "TAIL_FRAMES",
     "Features",
+    "Norms",
     "SplitKokoro",
     "load",
+    "phase_offset",
 ]
 
 HOP = 600
@@ -55,21 +68,25 @@ onset's spectrum matches; from the first audible frame it does not)."""
 TAIL_FRAMES = 4
 """Frames rendered after the last audible one (100 ms), for the decoder's context; the pause
 after a chunk is made of digital silence (``kokoro._trim``)."""
-MIN_FRAMES = 60
-"""The shortest window rendered (1.5 s; widened around the speech up to the whole call). The
-decoder's instance norms take their statistics over the window, so a short window of
-almost only speech renders quieter and blurred: 那个 alone came out 4 dB softer and
-unrecognised, and "uh" was heard as "Earth"; at 60 frames both render as in the full call."""
 SILENT_ENERGY = -7.0
 """The predicted log energy below which a frame renders as silence: about −9 in the pads
 and the final pause, above −2 wherever the render is louder than −48 dBFS."""
 
 # Tensor names in kokoro-v1.0.int8.onnx (ONNX Runtime-optimised export): the decoder's three
-# inputs from the text side, and the clipped (≥ 1) per-token durations.
+# inputs from the text side, the clipped (≥ 1) per-token durations, and the harmonic
+# source's running phase (SineGen: cumsum of frac(f0 · h / 24000) at two points per frame,
+# then × 300 samples, × 2π, upsampled and sin()).
 _ASR = "/encoder/MatMul_1_output_0"
 _F0 = "/encoder/Reshape_output_0"
 _ENERGY = "/encoder/Reshape_1_output_0"
 _DURATIONS = "/encoder/Clip_output_0"
+_PHASE_SUM = "/decoder/decoder/generator/m_source/l_sin_gen/CumSum_output_0"
+_PHASE_INPUT = "phase_offset"
+_HARMONICS = 9
+"""The source's sines: the fundamental and 8 overtones."""
+_F0_STEP = HOP // 2
+"""Samples per F0 point."""
+_SAMPLE_RATE = 24000
 _INSTALL_HINT = "pip install 'opennls[gateway]'"
 
 
@@ -86,29 +103,53 @@ class Features:
     def frames(self) -> int:
         return int(self.asr.shape[2])
 
+    def frame_energy(self) -> Float32Array:
+        """The predicted log energy of each frame (the louder of its two points)."""
+        energy: Float32Array = self.energy.reshape(self.frames, 2).max(axis=1)
+        return energy
+
     def speech_window(self) -> tuple[int, int]:
         """The frames worth rendering: where the predicted energy says there is sound,
         with a little context on each side (the whole call if it is silent throughout)."""
-        per_frame = self.energy.reshape(self.frames, 2).max(axis=1)
-        sounding = np.flatnonzero(per_frame > SILENT_ENERGY)
+        sounding = np.flatnonzero(self.frame_energy() > SILENT_ENERGY)
         if sounding.size == 0:
             return 0, self.frames
         begin = max(0, int(sounding[0]) - LEAD_FRAMES)
-        end = min(self.frames, int(sounding[-1]) + 1 + TAIL_FRAMES)
-        short = MIN_FRAMES - (end - begin)
-        if short > 0:
-            begin = max(0, begin - short // 2)
-            end = min(self.frames, begin + MIN_FRAMES)
-            begin = max(0, end - MIN_FRAMES)
-        return begin, end
+        # Never into the end pad: with fixed norm statistics its frames blow up (+90 dB).
+        end = min(self.frames - self.durations[-1], int(sounding[-1]) + 1 + TAIL_FRAMES)
+        return begin, max(begin + 1, end)
+
+
+Norms = tuple[Float32Array, ...]
+"""One voice's instance-norm statistics, in the decoder's order: a mean and a variance
+(1, channels, 1) for each of its 54 norms."""
+
+
+def phase_offset(features: Features, begin: int) -> Float32Array:
+    """The harmonic source's running phase sum at frame ``begin`` of the whole call, in the
+    graph's units (cycles / 300, reduced modulo one cycle), shape (1, 1, 9)."""
+    f0 = features.f0.reshape(-1)[: 2 * begin].astype(np.float32)
+    harmonics = np.arange(1, _HARMONICS + 1, dtype=np.float32)
+    # As the graph computes it, in float32: frac(f0 · h / 24000) per F0 point.
+    step = f0[:, np.newaxis] * harmonics / np.float32(_SAMPLE_RATE)
+    step -= np.floor(step)
+    cycles = (step.astype(np.float64).sum(axis=0) * _F0_STEP) % 1.0
+    offset: Float32Array = (cycles / _F0_STEP).astype(np.float32).reshape(1, 1, _HARMONICS)
+    return offset
 
 
 class SplitKokoro:
-    """The two ONNX Runtime sessions; thread-safe (``InferenceSession.run`` is)."""
+    """The ONNX Runtime sessions; thread-safe (``InferenceSession.run`` is).
 
-    def __init__(self, text_half: Any, decoder: Any) -> None:
+    ``decoder`` takes the norm statistics and the phase offset as inputs; ``meter`` is the
+    unchanged decoder, whose statistics it also outputs (for :meth:`calibrate`).
+    """
+
+    def __init__(self, text_half: Any, decoder: Any, meter: Any, norm_names: Sequence[str]):
         self._text = text_half
         self._decoder = decoder
+        self._meter = meter
+        self._norm_names = tuple(norm_names)
 
     def features(self, tokens: np.ndarray, style: Float32Array, speed: float) -> Features:
         asr, f0, energy, durations = self._text.run(
@@ -117,22 +158,57 @@ class SplitKokoro:
         )
         return Features(asr, f0, energy, tuple(int(d) for d in np.asarray(durations).reshape(-1)))
 
-    def render(self, features: Features, style: Float32Array, begin: int, end: int) -> Float32Array:
-        """Audio of frames ``[begin, end)``: ``(end - begin) * HOP`` samples."""
-        audio = self._decoder.run(
-            None,
-            {
-                _ASR: np.ascontiguousarray(features.asr[:, :, begin:end]),
-                _F0: np.ascontiguousarray(features.f0[:, 2 * begin : 2 * end]),
-                _ENERGY: np.ascontiguousarray(features.energy[:, 2 * begin : 2 * end]),
-                "style": style,
-            },
-        )[0]
+    def calibrate(self, calls: Sequence[tuple[Features, Float32Array]]) -> Norms:
+        """A voice's norm statistics, pooled over the speech windows of a few calls (each
+        its features and style row): frame-weighted means, and variances that include the
+        spread of the calls' means."""
+        weights, measured = [], []
+        for features, style in calls:
+            begin, end = features.speech_window()
+            outputs = self._meter.run(self._norm_names, _window(features, style, begin, end))
+            weights.append(float(end - begin))
+            measured.append([np.asarray(o, dtype=np.float64) for o in outputs])
+        w = np.array(weights) / sum(weights)
+        pooled = []
+        for k in range(0, len(self._norm_names), 2):  # (mean, variance) pairs
+            means = np.stack([m[k] for m in measured])
+            variances = np.stack([m[k + 1] for m in measured])
+            mean = np.tensordot(w, means, 1)
+            variance = np.tensordot(w, variances + (means - mean) ** 2, 1)
+            pooled += [mean.astype(np.float32), variance.astype(np.float32)]
+        return tuple(pooled)
+
+    def render(
+        self, features: Features, style: Float32Array, norms: Norms, begin: int, end: int
+    ) -> Float32Array:
+        """Audio of frames ``[begin, end)``: ``(end - begin) * HOP`` samples, rendered as
+        that part of the whole call (the frames next to a cut still need context)."""
+        feed = _window(features, style, begin, end)
+        feed.update(zip(self._norm_names, norms, strict=True))
+        feed[_PHASE_INPUT] = phase_offset(features, begin)
+        audio = self._decoder.run(None, feed)[0]
+        return np.asarray(audio, dtype=np.float32).reshape(-1)
+
+    def reference(
+        self, features: Features, style: Float32Array, begin: int, end: int
+    ) -> Float32Array:
+        """Frames ``[begin, end)`` as the unchanged decoder renders them alone (its norms
+        over the window, its source's phase from the window's start)."""
+        audio = self._meter.run(["audio"], _window(features, style, begin, end))[0]
         return np.asarray(audio, dtype=np.float32).reshape(-1)
 
 
+def _window(features: Features, style: Float32Array, begin: int, end: int) -> dict[str, Any]:
+    return {
+        _ASR: np.ascontiguousarray(features.asr[:, :, begin:end]),
+        _F0: np.ascontiguousarray(features.f0[:, 2 * begin : 2 * end]),
+        _ENERGY: np.ascontiguousarray(features.energy[:, 2 * begin : 2 * end]),
+        "style": style,
+    }
+
+
 def load(model_path: Path, options: Any) -> SplitKokoro:
-    """Cut the model file in two (~0.3 s) and open a session on each half.
+    """Cut the model file in two (~0.3 s), make the decoder's two forms, open the sessions.
 
     Raises:
         EngineUnavailableError: the ``onnx`` package is missing.
@@ -146,19 +222,60 @@ def load(model_path: Path, options: Any) -> SplitKokoro:
     model = onnx.load(str(model_path))
     extractor = onnx.utils.Extractor(model)
     inputs = [value.name for value in model.graph.input]  # tokens, style, speed
-    halves = {
-        "text": extractor.extract_model(inputs, [_ASR, _F0, _ENERGY, _DURATIONS]),
-        "decoder": extractor.extract_model([_ASR, _F0, _ENERGY, "style"], ["audio"]),
-    }
+    text_half = extractor.extract_model(inputs, [_ASR, _F0, _ENERGY, _DURATIONS])
+    meter = extractor.extract_model([_ASR, _F0, _ENERGY, "style"], ["audio"])
     del model, extractor
+    decoder, norm_names = _with_fixed_statistics(meter, onnx)
+    for name in norm_names:
+        meter.graph.output.append(
+            onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+        )
     sessions = {}
     # Each half goes through a file: a session made from bytes keeps a copy of them
     # (+100 MiB resident); one made from a file holds only its own weights, as before.
     with tempfile.TemporaryDirectory(prefix="nls-kokoro-") as tmp:
-        for name, half in halves.items():
+        for name, half in (("text", text_half), ("decoder", decoder), ("meter", meter)):
             path = Path(tmp) / f"{name}.onnx"
             onnx.save(half, str(path))
             sessions[name] = ort.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
             )
-    return SplitKokoro(sessions["text"], sessions["decoder"])
+    return SplitKokoro(sessions["text"], sessions["decoder"], sessions["meter"], norm_names)
+
+
+def _with_fixed_statistics(decoder: Any, onnx: Any) -> tuple[Any, list[str]]:
+    """A copy of ``decoder`` whose instance-norm statistics and source phase are inputs.
+
+    Each norm is exported as ReduceMean (the mean over time), Sub, Mul, ReduceMean (the
+    variance), …: the ReduceMean nodes are dropped and their outputs become inputs, in
+    (mean, variance) pairs. The phase sum gets the offset added after its CumSum.
+    """
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(decoder)
+    producer = {out: node for node in fixed.graph.node for out in node.output}
+    variance_of: dict[str, str] = {}  # mean → variance, for each norm
+    means: list[str] = []
+    for node in fixed.graph.node:
+        if node.op_type != "ReduceMean":
+            continue
+        square = producer[node.input[0]]
+        if square.op_type == "Mul" and square.input[0] == square.input[1]:
+            variance_of[producer[square.input[0]].input[1]] = node.output[0]  # of (x - mean)²
+        else:
+            means.append(node.output[0])
+    if sorted(means) != sorted(variance_of):
+        raise EngineUnavailableError("Kokoro decoder: unexpected instance-norm graph")
+    names = [name for mean in means for name in (mean, variance_of[mean])]
+    kept = [node for node in fixed.graph.node if node.op_type != "ReduceMean"]
+    for node in kept:
+        if node.op_type == "CumSum" and node.output[0] == _PHASE_SUM:
+            node.output[0] = _PHASE_SUM + "_local"
+    del fixed.graph.node[:]
+    fixed.graph.node.extend(kept)
+    helper, float32 = onnx.helper, onnx.TensorProto.FLOAT
+    fixed.graph.node.append(
+        helper.make_node("Add", [_PHASE_SUM + "_local", _PHASE_INPUT], [_PHASE_SUM])
+    )
+    fixed.graph.input.extend(helper.make_tensor_value_info(n, float32, None) for n in names)
+    fixed.graph.input.append(helper.make_tensor_value_info(_PHASE_INPUT, float32, [1, 1, 9]))
+    return fixed, names
