@@ -97,7 +97,9 @@ def main() -> None:
     os.environ.setdefault("NLS_MODEL_MIRROR", str(ROOT.parent / "shared" / "models"))
 
     start = time.perf_counter()
-    engine = kokoro.create(locate=modelstore.locate, threads=args.threads)
+    engine = kokoro.create(
+        locate=modelstore.locate, threads=args.threads, cache_dir=modelstore.cache_dir()
+    )
     load_s = time.perf_counter() - start
     asr = WhisperEngine(locate=modelstore.locate, beam_size=5)
     asr.preload(("zh", "en"))

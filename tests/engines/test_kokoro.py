@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -273,6 +274,41 @@ def test_a_short_window_is_not_softened_by_its_own_statistics(
     alone = db(engine._model.render(features, row, norms, begin, end))
     own = db(engine._model.reference(features, row, begin, end))
     assert own < alone and abs(alone - db(part)) < 4.0, (own, alone, db(part))
+
+
+def test_norm_statistics_are_kept_in_the_cache_dir(
+    engine: kokoro.KokoroEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fresh() -> kokoro.KokoroEngine:  # the fixture's sessions, an empty memory
+        return kokoro.KokoroEngine(
+            engine._model,
+            engine._phonemizer,
+            engine._vocab,
+            {v.name: v for v in engine.voices()},
+            locate=engine._locate,
+            cache_dir=tmp_path,
+        )
+
+    info = {v.name: v for v in engine.voices()}["xiaogang"]
+    style = engine._style(info.engine_voice)
+    measured = fresh()._calibrated(info, style, 11)
+    (kept,) = (tmp_path / kokoro.NORMS_DIR).glob(f"{info.engine_voice}-11-*.npz")
+    # A new process reads them back instead of measuring again.
+    calls: list[int] = []
+    real = engine._model.calibrate
+
+    def counted(runs: Any) -> kokoro_graph.Norms:
+        calls.append(1)
+        return real(runs)
+
+    monkeypatch.setattr(engine._model, "calibrate", counted)
+    again = fresh()._calibrated(info, style, 11)
+    assert not calls and all(np.array_equal(a, b) for a, b in zip(measured, again, strict=True))
+    # An unreadable file is measured again and replaced.
+    kept.write_bytes(b"not an npz")
+    repaired = fresh()._calibrated(info, style, 11)
+    assert calls == [1] and all(np.allclose(a, b) for a, b in zip(measured, repaired, strict=True))
+    assert kokoro._read_norms(kept, engine._model.norm_count) is not None
 
 
 def test_phase_offset_continues_the_harmonic_source() -> None:

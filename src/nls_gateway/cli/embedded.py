@@ -56,7 +56,9 @@ def load(kind: str, name: str) -> object:
     with _cache_lock:
         engine = _cache.get((kind, name))
         if engine is None:
-            engine = _cache[(kind, name)] = loaders[kind](name, locate=modelstore.locate)
+            engine = _cache[(kind, name)] = loaders[kind](
+                name, locate=modelstore.locate, cache_dir=modelstore.cache_dir()
+            )
         return engine
 
 

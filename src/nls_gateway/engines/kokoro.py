@@ -30,12 +30,16 @@ onnxruntime only inside :func:`create`.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
+import logging
 import math
+import os
 import re
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -65,6 +69,8 @@ __all__ = [
     "voice_file",
 ]
 
+logger = logging.getLogger(__name__)
+
 SAMPLE_RATE = 24000
 MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
 MODEL_RELPATH = "kokoro-v1_0/kokoro-v1.0.int8.onnx"
@@ -73,6 +79,8 @@ MODEL_URL = (
     "model-files-v1.0/kokoro-v1.0.int8.onnx"
 )
 VOICES_DIR = "kokoro-v1_0-voices"
+NORMS_DIR = "kokoro-v1_0/norms"
+"""Under the engine's cache directory: each voice and style row's norm statistics."""
 VOICE_URL = (
     "https://raw.githubusercontent.com/remsky/Kokoro-FastAPI/"
     "26eec068d8ce6f559afef83f68933127ac38e315/api/src/voices/v1_0/{name}.pt"
@@ -233,12 +241,14 @@ class KokoroEngine:
         voices: Mapping[str, VoiceInfo],
         *,
         locate: Locate,
+        cache_dir: Path | None = None,
     ) -> None:
         self._model = model
         self._phonemizer = phonemizer
         self._vocab = dict(vocab)
         self._voices = dict(voices)
         self._locate = locate
+        self._norms_dir = cache_dir / NORMS_DIR if cache_dir is not None else None
         self._styles: dict[str, Float32Array] = {}
         self._norms: dict[tuple[str, int], kokoro_graph.Norms] = {}
         self._lock = threading.Lock()
@@ -372,19 +382,44 @@ class KokoroEngine:
         return result, [self._vocab[ch] for ch in result.phonemes]
 
     def _calibrated(self, info: VoiceInfo, style: Float32Array, row: int) -> kokoro_graph.Norms:
-        """The decoder's norm statistics for one voice and style row (~0.5 s on first use)."""
+        """The decoder's norm statistics for one voice and style row: from memory, from the
+        cache directory, or measured (~0.9 s) and kept in both."""
         key = (info.engine_voice, row)
         with self._lock:
             norms = self._norms.get(key)
         if norms is None:
-            _, ids = self._tokens(_CALIBRATION[info.language], info)
-            tokens = np.array([[0, *ids, 0]], dtype=np.int64)
-            style_row = style[row][np.newaxis, :]
-            features = self._model.features(tokens, style_row, 1.0)
-            norms = self._model.calibrate([(features, style_row)])
+            path = self._norms_path(info, row)
+            norms = _read_norms(path, self._model.norm_count) if path else None
+            if norms is None:
+                _, ids = self._tokens(_CALIBRATION[info.language], info)
+                tokens = np.array([[0, *ids, 0]], dtype=np.int64)
+                style_row = style[row][np.newaxis, :]
+                features = self._model.features(tokens, style_row, 1.0)
+                norms = self._model.calibrate([(features, style_row)])
+                if path:
+                    _write_norms(path, norms)
             with self._lock:
                 norms = self._norms.setdefault(key, norms)
         return norms
+
+    def calibrate_all(self, voice: str) -> None:
+        """Have a voice's norm statistics ready for every style row (~15 s the first time,
+        then read from the cache directory)."""
+        info = self.voice_of(voice)
+        if info is not None:
+            style = self._style(voice)
+            for row in _STYLE_ROW_GRID:
+                self._calibrated(info, style, row)
+
+    def _norms_path(self, info: VoiceInfo, row: int) -> Path | None:
+        """Where one voice and row's statistics are kept: named by everything they are
+        measured from (model, voice files, calibration text), so a change makes a new file."""
+        if self._norms_dir is None:
+            return None
+        voices = [VOICE_SHA256.get(part, part) for part in info.engine_voice.split("+")]
+        source = "|".join([MODEL_SHA256, _CALIBRATION[info.language], *voices])
+        digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+        return self._norms_dir / f"{info.engine_voice}-{row}-{digest}.npz"
 
     def _style(self, voice: str) -> Float32Array:
         """The style table of a Kokoro voice, or of a blend ``a+b`` (the mean of both
@@ -404,6 +439,7 @@ def create(
     threads: int = 2,
     voice_map: Mapping[str, str] | None = None,
     preload_voices: Sequence[str] | None = None,
+    cache_dir: Path | None = None,
 ) -> KokoroEngine:
     """Load Kokoro (model, vocabulary, front-end) once.
 
@@ -414,6 +450,10 @@ def create(
         preload_voices: Kokoro voices (or blends) to load now rather than on first use;
             the first is also used for a warm-up synthesis.
             Default: those of the NLS default voices (xiaoyun, longxiaochun) and xiaogang.
+        cache_dir: where to keep each voice's decoder norm statistics between processes.
+            With one, the first preloaded voice is calibrated for every style row at load
+            (~15 s once per machine, then read back); without, each voice and row is
+            calibrated when first used (~0.9 s each, once per process).
 
     Raises:
         EngineUnavailableError: onnxruntime, the front-end libraries or a model file is
@@ -444,6 +484,7 @@ def create(
         vocab,
         voice_table(voice_map),
         locate=locate,
+        cache_dir=cache_dir,
     )
     if preload_voices is None:
         table = voice_table(voice_map)
@@ -452,8 +493,32 @@ def create(
     for voice in preload_voices:
         engine._style(voice)
     if preload_voices:
+        if cache_dir is not None:
+            engine.calibrate_all(preload_voices[0])
         engine.warm_up(preload_voices[0])
     return engine
+
+
+def _read_norms(path: Path, count: int) -> kokoro_graph.Norms | None:
+    """Statistics kept by :func:`_write_norms`, or None if absent or unreadable."""
+    try:
+        with np.load(path) as kept:
+            norms = tuple(kept[f"arr_{i}"].astype(np.float32) for i in range(count))
+    except (OSError, ValueError, KeyError):
+        return None
+    return norms
+
+
+def _write_norms(path: Path, norms: kokoro_graph.Norms) -> None:
+    """Keep statistics for the next process (written whole, then renamed into place)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as out:
+            np.savez(out, *norms)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only cache costs only the next process's time
+        logger.warning("Kokoro: cannot keep norm statistics in %s: %s", path.parent, exc)
 
 
 def _style_row(tokens: int) -> int:

@@ -151,6 +151,11 @@ class SplitKokoro:
         self._meter = meter
         self._norm_names = tuple(norm_names)
 
+    @property
+    def norm_count(self) -> int:
+        """How many arrays a :data:`Norms` holds."""
+        return len(self._norm_names)
+
     def features(self, tokens: np.ndarray, style: Float32Array, speed: float) -> Features:
         asr, f0, energy, durations = self._text.run(
             [_ASR, _F0, _ENERGY, _DURATIONS],

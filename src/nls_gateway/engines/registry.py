@@ -4,7 +4,8 @@ Built-in names are listed below; third-party packages add engines through the
 ``nls_gateway.engines`` entry-point group (entry name ``asr:NAME``, ``vad:NAME`` or
 ``tts:NAME``, value ``module:factory``). Only ``cli.py``/``config.py`` choose engines (R7).
 A factory that declares a ``locate`` parameter (the built-in ones do) gets the model
-store's ``locate`` from the caller; others never see it.
+store's ``locate`` from the caller, and one that declares ``cache_dir`` a directory for what
+it derives from its weights (Kokoro's calibrations); others never see them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib
 import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, cast
 
 from nls_gateway.engines.base import AsrEngine, Locate, TtsEngine, VadEngine
@@ -40,25 +42,50 @@ def available(kind: str) -> list[str]:
     return sorted(names)
 
 
-def load_asr(name: str = "whisper", *, locate: Locate | None = None, **options: Any) -> AsrEngine:
+def load_asr(
+    name: str = "whisper",
+    *,
+    locate: Locate | None = None,
+    cache_dir: Path | None = None,
+    **options: Any,
+) -> AsrEngine:
     """Load an ASR engine by name."""
-    return cast(AsrEngine, _build("asr", name, locate, options))
+    return cast(AsrEngine, _build("asr", name, locate, options, cache_dir))
 
 
-def load_vad(name: str = "silero", *, locate: Locate | None = None, **options: Any) -> VadEngine:
+def load_vad(
+    name: str = "silero",
+    *,
+    locate: Locate | None = None,
+    cache_dir: Path | None = None,
+    **options: Any,
+) -> VadEngine:
     """Load a VAD engine by name."""
-    return cast(VadEngine, _build("vad", name, locate, options))
+    return cast(VadEngine, _build("vad", name, locate, options, cache_dir))
 
 
-def load_tts(name: str = "kokoro", *, locate: Locate | None = None, **options: Any) -> TtsEngine:
+def load_tts(
+    name: str = "kokoro",
+    *,
+    locate: Locate | None = None,
+    cache_dir: Path | None = None,
+    **options: Any,
+) -> TtsEngine:
     """Load a TTS engine by name."""
-    return cast(TtsEngine, _build("tts", name, locate, options))
+    return cast(TtsEngine, _build("tts", name, locate, options, cache_dir))
 
 
-def _build(kind: str, name: str, locate: Locate | None, options: dict[str, Any]) -> object:
+def _build(
+    kind: str,
+    name: str,
+    locate: Locate | None,
+    options: dict[str, Any],
+    cache_dir: Path | None,
+) -> object:
     factory = _factory(kind, name)
-    if locate is not None and "locate" in inspect.signature(factory).parameters:
-        options = {**options, "locate": locate}
+    declared = inspect.signature(factory).parameters
+    given = {"locate": locate, "cache_dir": cache_dir}
+    options = {**options, **{k: v for k, v in given.items() if v is not None and k in declared}}
     return factory(**options)
 
 
