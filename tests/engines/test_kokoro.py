@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -297,9 +296,9 @@ def test_norm_statistics_are_kept_in_the_cache_dir(
     calls: list[int] = []
     real = engine._model.calibrate
 
-    def counted(runs: Any) -> kokoro_graph.Norms:
+    def counted(features: kokoro_graph.Features, style: np.ndarray) -> kokoro_graph.Norms:
         calls.append(1)
-        return real(runs)
+        return real(features, style)
 
     monkeypatch.setattr(engine._model, "calibrate", counted)
     again = fresh()._calibrated(info, style, 11)

@@ -395,7 +395,7 @@ class KokoroEngine:
                 tokens = np.array([[0, *ids, 0]], dtype=np.int64)
                 style_row = style[row][np.newaxis, :]
                 features = self._model.features(tokens, style_row, 1.0)
-                norms = self._model.calibrate([(features, style_row)])
+                norms = self._model.calibrate(features, style_row)
                 if path:
                     _write_norms(path, norms)
             with self._lock:
@@ -478,6 +478,9 @@ def create(
     # Spinning workers burn the cores that other sessions and engines share on a small box;
     # measured under load, 2 threads without spinning were 10–30 % faster than with it.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Calls render windows of many lengths; a memory pattern is planned and kept for each
+    # input shape (measured over two paragraphs: 1287 vs 815 MiB resident, RTF 0.43 vs 0.35).
+    options.enable_mem_pattern = False
     engine = KokoroEngine(
         kokoro_graph.load(locate(MODEL_FILE), options),
         phonemizer,

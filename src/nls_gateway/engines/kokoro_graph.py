@@ -163,25 +163,12 @@ class SplitKokoro:
         )
         return Features(asr, f0, energy, tuple(int(d) for d in np.asarray(durations).reshape(-1)))
 
-    def calibrate(self, calls: Sequence[tuple[Features, Float32Array]]) -> Norms:
-        """A voice's norm statistics, pooled over the speech windows of a few calls (each
-        its features and style row): frame-weighted means, and variances that include the
-        spread of the calls' means."""
-        weights, measured = [], []
-        for features, style in calls:
-            begin, end = features.speech_window()
-            outputs = self._meter.run(self._norm_names, _window(features, style, begin, end))
-            weights.append(float(end - begin))
-            measured.append([np.asarray(o, dtype=np.float64) for o in outputs])
-        w = np.array(weights) / sum(weights)
-        pooled = []
-        for k in range(0, len(self._norm_names), 2):  # (mean, variance) pairs
-            means = np.stack([m[k] for m in measured])
-            variances = np.stack([m[k + 1] for m in measured])
-            mean = np.tensordot(w, means, 1)
-            variance = np.tensordot(w, variances + (means - mean) ** 2, 1)
-            pooled += [mean.astype(np.float32), variance.astype(np.float32)]
-        return tuple(pooled)
+    def calibrate(self, features: Features, style: Float32Array) -> Norms:
+        """A voice's norm statistics for one style row: those of the unchanged decoder over
+        the speech window of a calibration call (``features``, rendered with ``style``)."""
+        begin, end = features.speech_window()
+        outputs = self._meter.run(self._norm_names, _window(features, style, begin, end))
+        return tuple(np.asarray(o, dtype=np.float32) for o in outputs)
 
     def render(
         self, features: Features, style: Float32Array, norms: Norms, begin: int, end: int
@@ -242,9 +229,13 @@ def load(model_path: Path, options: Any) -> SplitKokoro:
         for name, half in (("text", text_half), ("decoder", decoder), ("meter", meter)):
             path = Path(tmp) / f"{name}.onnx"
             onnx.save(half, str(path))
+            # The meter runs only to calibrate (a few times per voice): without an arena
+            # it returns its activations' memory after each run (~+100 MiB kept otherwise).
+            options.enable_cpu_mem_arena = name != "meter"
             sessions[name] = ort.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
             )
+    options.enable_cpu_mem_arena = True
     return SplitKokoro(sessions["text"], sessions["decoder"], sessions["meter"], norm_names)
 
 
@@ -282,5 +273,7 @@ def _with_fixed_statistics(decoder: Any, onnx: Any) -> tuple[Any, list[str]]:
         helper.make_node("Add", [_PHASE_SUM + "_local", _PHASE_INPUT], [_PHASE_SUM])
     )
     fixed.graph.input.extend(helper.make_tensor_value_info(n, float32, None) for n in names)
-    fixed.graph.input.append(helper.make_tensor_value_info(_PHASE_INPUT, float32, [1, 1, 9]))
+    fixed.graph.input.append(
+        helper.make_tensor_value_info(_PHASE_INPUT, float32, [1, 1, _HARMONICS])
+    )
     return fixed, names
