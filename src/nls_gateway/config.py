@@ -345,11 +345,11 @@ def load_engines(config: ServerConfig) -> Engines:
     from nls_gateway import modelstore
     from nls_gateway.engines import registry
 
-    locate, cache_dir = modelstore.locate, modelstore.cache_dir()
+    store = {"locate": modelstore.locate, "cache_dir": modelstore.cache_dir()}
     return Engines(
-        asr=registry.load_asr(config.asr, locate=locate, cache_dir=cache_dir),
-        vad=registry.load_vad(config.vad, locate=locate, cache_dir=cache_dir),
-        tts=registry.load_tts(config.tts, locate=locate, cache_dir=cache_dir),
+        asr=registry.load_asr(config.asr, **store),
+        vad=registry.load_vad(config.vad, **store),
+        tts=registry.load_tts(config.tts, **store),
     )
 
 

@@ -177,7 +177,7 @@ _GROUP_CHARS = 80
 """Most Chinese characters in one grouped piece (≈ 360 tokens; ×3 for English)."""
 _FIRST_WINDOW = 12
 """Frames of sound in a call's first decoder window (300 ms, about two characters): its
-render (~150 ms with its context) is most of the time to first audio."""
+render (21 frames with the lead-in and context, ~180 ms) is most of the time to first audio."""
 _LARGEST_WINDOW = 160
 """Frames in the longest window (4 s). Windows double up to this, and a later piece's first
 window holds at most twice the frames already sent: each renders (~0.35x real time) within
@@ -352,13 +352,13 @@ class KokoroEngine:
             # end to cross-fade the next window in.
             lo = max(0, b - _CONTEXT) if k else b
             hi = min(features.frames, e + _CONTEXT + 1) if e < last else e
+            kept = slice((b - lo) * kokoro_graph.HOP, (e - lo) * kokoro_graph.HOP)
             audio = self._model.render(features, row, norms, lo, hi)
-            own = audio[(b - lo) * kokoro_graph.HOP : (e - lo) * kokoro_graph.HOP]
-            if not np.isfinite(own).all() or np.abs(own).max() > _BLOWN_UP:
+            if not np.isfinite(audio[kept]).all() or np.abs(audio[kept]).max() > _BLOWN_UP:
                 # Out of the statistics' range (seen only in the end pad, which is never
                 # rendered): the window's own statistics sound softer, never blow up.
                 audio = self._model.reference(features, row, lo, hi)
-                own = audio[(b - lo) * kokoro_graph.HOP : (e - lo) * kokoro_graph.HOP]
+            own = audio[kept]
             if ahead is not None:
                 own[: ahead.size] = _crossfade(ahead, own[: ahead.size])
             ahead = audio[(e - lo) * kokoro_graph.HOP : (e + 1 - lo) * kokoro_graph.HOP]

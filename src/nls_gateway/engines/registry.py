@@ -14,10 +14,9 @@ import importlib
 import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any, cast
 
-from nls_gateway.engines.base import AsrEngine, Locate, TtsEngine, VadEngine
+from nls_gateway.engines.base import AsrEngine, TtsEngine, VadEngine
 from nls_gateway.exception import EngineUnavailableError
 
 __all__ = ["BUILTIN", "available", "load_asr", "load_tts", "load_vad"]
@@ -42,51 +41,33 @@ def available(kind: str) -> list[str]:
     return sorted(names)
 
 
-def load_asr(
-    name: str = "whisper",
-    *,
-    locate: Locate | None = None,
-    cache_dir: Path | None = None,
-    **options: Any,
-) -> AsrEngine:
+def load_asr(name: str = "whisper", **options: Any) -> AsrEngine:
     """Load an ASR engine by name."""
-    return cast(AsrEngine, _build("asr", name, locate, options, cache_dir))
+    return cast(AsrEngine, _build("asr", name, options))
 
 
-def load_vad(
-    name: str = "silero",
-    *,
-    locate: Locate | None = None,
-    cache_dir: Path | None = None,
-    **options: Any,
-) -> VadEngine:
+def load_vad(name: str = "silero", **options: Any) -> VadEngine:
     """Load a VAD engine by name."""
-    return cast(VadEngine, _build("vad", name, locate, options, cache_dir))
+    return cast(VadEngine, _build("vad", name, options))
 
 
-def load_tts(
-    name: str = "kokoro",
-    *,
-    locate: Locate | None = None,
-    cache_dir: Path | None = None,
-    **options: Any,
-) -> TtsEngine:
+def load_tts(name: str = "kokoro", **options: Any) -> TtsEngine:
     """Load a TTS engine by name."""
-    return cast(TtsEngine, _build("tts", name, locate, options, cache_dir))
+    return cast(TtsEngine, _build("tts", name, options))
 
 
-def _build(
-    kind: str,
-    name: str,
-    locate: Locate | None,
-    options: dict[str, Any],
-    cache_dir: Path | None,
-) -> object:
+_STORE = ("locate", "cache_dir")
+"""What the caller's model store offers (``locate: Locate``, ``cache_dir: Path``): given to
+a factory only where it declares the parameter."""
+
+
+def _build(kind: str, name: str, options: dict[str, Any]) -> object:
     factory = _factory(kind, name)
     declared = inspect.signature(factory).parameters
-    given = {"locate": locate, "cache_dir": cache_dir}
-    options = {**options, **{k: v for k, v in given.items() if v is not None and k in declared}}
-    return factory(**options)
+    kept = {
+        k: v for k, v in options.items() if k not in _STORE or (v is not None and k in declared)
+    }
+    return factory(**kept)
 
 
 def _factory(kind: str, name: str) -> Callable[..., object]:
