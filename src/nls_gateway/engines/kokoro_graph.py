@@ -245,6 +245,11 @@ def _with_fixed_statistics(decoder: Any, onnx: Any) -> tuple[Any, list[str]]:
     Each norm is exported as ReduceMean (the mean over time), Sub, Mul, ReduceMean (the
     variance), …: the ReduceMean nodes are dropped and their outputs become inputs, in
     (mean, variance) pairs. The phase sum gets the offset added after its CumSum.
+
+    Fixed statistics also make most of each norm's work idle or constant, so the copy is
+    trimmed (:func:`_folded_norms`, :func:`_squares_as_products`,
+    :func:`_without_dead_nodes`): 7.6 → 7.3 ms per frame, and after a paragraph
+    931 → 592 MiB resident (smaller activations in the arena).
     """
     fixed = onnx.ModelProto()
     fixed.CopyFrom(decoder)
@@ -254,26 +259,110 @@ def _with_fixed_statistics(decoder: Any, onnx: Any) -> tuple[Any, list[str]]:
     for node in fixed.graph.node:
         if node.op_type != "ReduceMean":
             continue
-        square = producer[node.input[0]]
-        if square.op_type == "Mul" and square.input[0] == square.input[1]:
+        square = producer.get(node.input[0])
+        if square is not None and square.op_type == "Mul" and square.input[0] == square.input[1]:
             variance_of[producer[square.input[0]].input[1]] = node.output[0]  # of (x - mean)²
         else:
             means.append(node.output[0])
     if sorted(means) != sorted(variance_of):
         raise EngineUnavailableError("Kokoro decoder: unexpected instance-norm graph")
     names = [name for mean in means for name in (mean, variance_of[mean])]
-    kept = [node for node in fixed.graph.node if node.op_type != "ReduceMean"]
-    for node in kept:
+    helper, float32 = onnx.helper, onnx.TensorProto.FLOAT
+    kept: list[Any] = []
+    for node in fixed.graph.node:
+        if node.op_type == "ReduceMean":
+            continue
+        kept.append(node)
         if node.op_type == "CumSum" and node.output[0] == _PHASE_SUM:
             node.output[0] = _PHASE_SUM + "_local"
+            kept.append(helper.make_node("Add", [node.output[0], _PHASE_INPUT], [_PHASE_SUM]))
+    kept = _without_dead_nodes(_squares_as_products(_folded_norms(kept, means), fixed), fixed)
     del fixed.graph.node[:]
     fixed.graph.node.extend(kept)
-    helper, float32 = onnx.helper, onnx.TensorProto.FLOAT
-    fixed.graph.node.append(
-        helper.make_node("Add", [_PHASE_SUM + "_local", _PHASE_INPUT], [_PHASE_SUM])
-    )
     fixed.graph.input.extend(helper.make_tensor_value_info(n, float32, None) for n in names)
     fixed.graph.input.append(
         helper.make_tensor_value_info(_PHASE_INPUT, float32, [1, 1, _HARMONICS])
     )
     return fixed, names
+
+
+def _folded_norms(nodes: list[Any], means: Sequence[str]) -> list[Any]:
+    """Each adaptive norm ``(x - mean) / sqrt(var + eps) * g + beta`` as ``x * a + b``.
+
+    With its statistics fixed, every factor but ``x`` is one value per channel, so
+    ``a = g / sqrt(var + eps)`` and ``b = beta - mean * a`` cost nothing, and two of the
+    four passes over the activations (Sub, Div) go.
+    """
+    from onnx import helper
+
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def users(name: str, op_type: str) -> list[Any]:
+        # Not the square of x - mean, which fed the dropped variance.
+        found = [n for n in consumers.get(name, []) if list(n.input) != [name, name]]
+        return found if all(n.op_type == op_type for n in found) else []
+
+    def other(node: Any, name: str) -> str:
+        return str(node.input[1] if node.input[0] == name else node.input[0])
+
+    replaced: dict[int, list[Any]] = {}  # id of a norm's last node → its folded form
+    gone: set[int] = set()
+    for mean in means:
+        # x - mean, then / std; ONNX Runtime shares that between the resblocks that
+        # normalise the same input, each with its own g and beta.
+        subs = users(mean, "Sub")
+        divs = users(subs[0].output[0], "Div") if len(subs) == 1 else []
+        if len(divs) != 1 or divs[0].input[0] != subs[0].output[0]:
+            raise EngineUnavailableError("Kokoro decoder: unexpected adaptive-norm graph")
+        (sub,), (div,) = subs, divs
+        x, std = sub.input[0], div.input[1]
+        for scale in users(div.output[0], "Mul"):
+            shifts = users(scale.output[0], "Add")
+            if len(shifts) != 1:
+                raise EngineUnavailableError("Kokoro decoder: unexpected adaptive-norm graph")
+            shift, out = shifts[0], shifts[0].output[0]
+            g, beta = other(scale, div.output[0]), other(shift, scale.output[0])
+            replaced[id(shift)] = [
+                helper.make_node("Div", [g, std], [out + "_a"]),
+                helper.make_node("Mul", [mean, out + "_a"], [out + "_ma"]),
+                helper.make_node("Sub", [beta, out + "_ma"], [out + "_b"]),
+                helper.make_node("Mul", [x, out + "_a"], [out + "_xa"]),
+                helper.make_node("Add", [out + "_xa", out + "_b"], [out]),
+            ]
+            gone.add(id(scale))
+        gone.update({id(sub), id(div)})
+    folded: list[Any] = []
+    for node in nodes:
+        if id(node) not in gone:
+            folded.extend(replaced.get(id(node), [node]))
+    return folded
+
+
+def _squares_as_products(nodes: list[Any], model: Any) -> list[Any]:
+    """``Pow(x, 2)`` (the snake activations' sin²) as ``x * x``: ONNX Runtime multiplies on
+    both cores, and its Pow is ~25 % slower."""
+    from onnx import helper, numpy_helper
+
+    scalars = (i for i in model.graph.initializer if int(np.prod(i.dims)) == 1)
+    two = {i.name for i in scalars if numpy_helper.to_array(i).item() == 2.0}
+    return [
+        helper.make_node("Mul", [n.input[0], n.input[0]], list(n.output), name=n.name)
+        if n.op_type == "Pow" and n.input[1] in two
+        else n
+        for n in nodes
+    ]
+
+
+def _without_dead_nodes(nodes: list[Any], model: Any) -> list[Any]:
+    """The nodes something still reads (ONNX Runtime runs an unread node all the same: the
+    norms' squares of ``x - mean`` cost a pass each after their means were dropped)."""
+    needed = {output.name for output in model.graph.output}
+    alive: list[Any] = []
+    for node in reversed(nodes):
+        if any(name in needed for name in node.output):
+            alive.append(node)
+            needed.update(node.input)
+    return alive[::-1]
