@@ -244,9 +244,10 @@ def test_synthesize_stream_reads_stdin_and_round_trips(
     monkeypatch.setattr("sys.stdin", io.StringIO("欢迎大家来体验\n达摩院推出的语音识别模型。\n"))
     out = tmp_path / "stream.wav"
     # The round trip checks that streamed stdin arrives whole, so it uses the voice that
-    # round-trips best (sicheng, zm_yunxi); each voice's intelligibility is measured by
-    # benchmarks/tts.py (docs/voices.md), not here.
-    assert run(["synthesize", "--stream", "--voice", "sicheng", "-o", str(out)]) == 0
+    # round-trips best (ruoxi: CER 2.3 % over 20 sentences, 2026-12-07; sicheng's 达摩院 and
+    # 语音识别 are heard wrong as often as right); each voice's intelligibility is measured
+    # by benchmarks/tts.py (docs/voices.md), not here.
+    assert run(["synthesize", "--stream", "--voice", "ruoxi", "-o", str(out)]) == 0
     with wave.open(str(out)) as w:
         assert w.getframerate() == 24000 and w.getnframes() > 24000
     assert run(["recognize", "--language", "zh", str(out)]) == 0

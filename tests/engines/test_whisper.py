@@ -125,6 +125,15 @@ def test_unknown_language_is_rejected(engine: WhisperEngine) -> None:
             "我认为跑步最重要的就是给我带来了身体健康。",
         ),
         ("好的好的好的", "好的好的好的"),  # short interjections are speech, not a loop
+        # A sentence followed by silence, restarted and cut off by the end of the audio
+        # (round trips of synthesized speech).
+        ("春天来了，公园里的花都开了。春天来了，公园里的花都", "春天来了，公园里的花都开了。"),
+        ("银行将于下周一起调整存款利率。银行将于下周一起", "银行将于下周一起调整存款利率。"),
+        ("Good morning, everyone. Good morning", "Good morning, everyone."),
+        # A short phrase said twice is speech; so is a later sentence that only starts
+        # like the first.
+        ("快点过来。快点过来", "快点过来。快点过来"),
+        ("我要投诉。我要投诉你们的服务", "我要投诉。我要投诉你们的服务"),
     ],
 )
 def test_drop_repeat_cuts_loops(raw: str, kept: str) -> None:

@@ -36,6 +36,10 @@ MAX_INPUT_S = 28.0
 
 _COMPRESSION_RATIO = 2.4
 _MIN_LOOP = 6  # shortest repeated stretch (characters) treated as a loop
+_MIN_RESTART = 6
+"""Shortest restart of the opening after a sentence end (characters) cut as one: a
+speaker may repeat a short phrase (快点过来。快点过来), Whisper restarts whole clauses."""
+_SENTENCE_END = "。！？.!?"
 
 
 def hotword_hits(text: str, hotwords: Sequence[str]) -> int:
@@ -68,9 +72,12 @@ def drop_repeat(text: str) -> str:
     """Cut the text where it starts over or loops (Whisper without timestamps does both).
 
     A decode that restarts its own opening (12+ characters) later on is a loop: the
-    part before the restart is kept. So is one whose tail repeats a stretch of 6+
-    characters back to back (``…A B. B. B`` → ``…A B.``), which beam search on the short
-    encoder input produces (eval set: a 2 s clip came out as its sentence twice).
+    part before the restart is kept. So is one whose tail after a sentence end is its
+    opening again, cut short by the end of the audio (``A。A'``, 6+ characters; Whisper
+    does that on a sentence followed by silence: 花都开了。花都开), and one whose tail
+    repeats a stretch of 6+ characters back to back
+    (``…A B. B. B`` → ``…A B.``), which beam search on the short encoder input produces
+    (eval set: a 2 s clip came out as its sentence twice).
     Comparisons ignore case: a restart capitalises its first word again.
     """
     low = text.lower()
@@ -79,6 +86,10 @@ def drop_repeat(text: str) -> str:
         again = low.find(head, len(head))
         if again > 0:
             text, low = text[:again].strip(), low[:again].strip()
+    for end in (i + 1 for i, c in enumerate(low) if c in _SENTENCE_END):
+        tail = low[end:].strip()
+        if len(tail) >= _MIN_RESTART and low.startswith(tail):
+            return text[:end].strip()
     n = len(low)
     for period in range(_MIN_LOOP, n // 2 + 1):
         start = n - period  # walk back while the text equals itself one period later
