@@ -11,6 +11,9 @@ hanzi, the zh reference is scored against both the written sentence and its spok
 runs each, on one short and one long sentence (p50/p95). Prints a table and writes JSON with
 machine information to benchmarks/results/tts.json.
 
+"plain" is the round-trip error rate of a second set, twenty ordinary zh sentences (no digits
+or Latin letters; en: the paragraph's sentences), reported beside the target set's, not in
+its place: it separates how a voice sounds from how the front-end reads numbers and words.
 "para" is the RTF of a paragraph of four sentences (later clauses are grouped).
 "first/dur" is the first audio's p50 over the audio duration of a two-clause sentence
 (今天天气不错，我们去公园散步吧。), the figure a voice bot feels.
@@ -67,6 +70,37 @@ SENTENCES: dict[str, list[str]] = {
         "Speech synthesis converts written text into natural sounding audio.",
     ],
 }
+# Ordinary sentences (zh: no digits, units or Latin letters), scored apart ("plain").
+PLAIN: dict[str, list[str]] = {
+    "zh": [
+        "欢迎大家来体验达摩院推出的语音识别模型。",
+        "科学家们发现，这种新材料在高温下依然能保持稳定的性能。",
+        "请各位乘客系好安全带，飞机即将起飞。",
+        "我认为跑步最重要的就是给我带来了身体健康。",
+        "这家餐厅的服务态度非常好，菜的味道也很不错。",
+        "孩子们在操场上快乐地踢着足球。",
+        "请您在听到提示音后留言，我们会尽快给您回复。",
+        "图书馆每天早上八点开门，晚上十点关门。",
+        "他每天坚持学习英语，进步非常明显。",
+        "为了保护环境，我们应该减少使用塑料袋。",
+        "这部电影讲述了一个感人的家庭故事。",
+        "智能语音交互已经广泛应用于客服和导航。",
+        "春天来了，公园里的花都开了。",
+        "您的快递已经送到楼下的快递柜。",
+        "银行将于下周一起调整存款利率。",
+        "语音合成技术可以把文字转换成自然的声音。",
+        "火车站的候车大厅里挤满了回家过年的人。",
+        "今天天气很好，我们一起去公园散步吧。",
+        "北京时间今天上午十点整，我们在会议室召开全体员工大会。",
+        "明天最低气温零下五摄氏度，请注意保暖。",
+    ],
+    "en": [
+        "Good morning, everyone.",
+        "Today we will walk in the park, and then we will have lunch together.",
+        "Please bring a jacket, because the weather may turn cold in the afternoon.",
+        "See you soon.",
+    ],
+}
 SHORT = {"zh": "今天天气很好。", "en": "Good morning, everyone."}
 # Issue 15's short sentence of two clauses: first audio / its audio duration (goal ≤ 0.15).
 CLAUSES = {
@@ -117,19 +151,19 @@ def main() -> None:
         errors = ref_len = 0
         details = []
         for sentence in SENTENCES[info.language]:
-            t0 = time.perf_counter()
-            audio = np.concatenate(
-                [c.audio for c in engine.synthesize(sentence, TtsOptions(info.name))]
+            detail, seconds, audio_seconds = _round_trip(
+                engine, asr, sentence, info.name, info.language
             )
-            synth_s += time.perf_counter() - t0
+            synth_s += seconds
             # Audio is trimmed to speech plus pauses, so RTF is synthesis time over that.
-            audio_s += audio.size / kokoro.SAMPLE_RATE
-            audio16 = soxr.resample(audio, kokoro.SAMPLE_RATE, 16000).astype(np.float32)
-            hyp = asr.transcribe(audio16, AsrOptions(language=info.language)).text
-            err, n = _score(sentence, hyp, info.language)
-            errors += err
-            ref_len += n
-            details.append({"text": sentence, "heard": hyp, "errors": err, "ref_len": n})
+            audio_s += audio_seconds
+            errors += detail["errors"]
+            ref_len += detail["ref_len"]
+            details.append(detail)
+        plain = [
+            _round_trip(engine, asr, sentence, info.name, info.language)[0]
+            for sentence in PLAIN[info.language]
+        ]
         t0 = time.perf_counter()
         samples = sum(
             c.audio.size for c in engine.synthesize(PARAGRAPH[info.language], TtsOptions(info.name))
@@ -146,6 +180,9 @@ def main() -> None:
                 "error_rate": errors / ref_len,
                 "metric": "CER" if info.language == "zh" else "WER",
                 "sentences": details,
+                "plain_error_rate": sum(d["errors"] for d in plain)
+                / sum(d["ref_len"] for d in plain),
+                "plain_sentences": plain,
             }
         )
     _print(rows, load_s)
@@ -206,6 +243,20 @@ def _lead_silence_ms(audio: np.ndarray[Any, Any]) -> float:
     return float(loud[0] * 10) if loud.size else 0.0
 
 
+def _round_trip(
+    engine: kokoro.KokoroEngine, asr: WhisperEngine, sentence: str, voice: str, language: str
+) -> tuple[dict[str, Any], float, float]:
+    """Synthesize ``sentence``, transcribe it, score it: (detail, synthesis s, audio s)."""
+    t0 = time.perf_counter()
+    audio = np.concatenate([c.audio for c in engine.synthesize(sentence, TtsOptions(voice))])
+    seconds = time.perf_counter() - t0
+    audio16 = soxr.resample(audio, kokoro.SAMPLE_RATE, 16000).astype(np.float32)
+    heard = asr.transcribe(audio16, AsrOptions(language=language)).text
+    err, n = _score(sentence, heard, language)
+    detail = {"text": sentence, "heard": heard, "errors": err, "ref_len": n}
+    return detail, seconds, audio.size / kokoro.SAMPLE_RATE
+
+
 def _score(reference: str, heard: str, language: str) -> tuple[int, int]:
     """(edit errors, reference length) in characters (zh) or words (en); a zh reference
     is scored as written and as the front-end reads it aloud, whichever is closer."""
@@ -222,7 +273,7 @@ def _print(rows: list[dict[str, Any]], load_s: float) -> None:
     print(f"Kokoro load {load_s:.2f} s")
     header = (
         f"{'voice':<10} {'kokoro':<22} {'short p50/p95 ms':>17} {'long p50/p95 ms':>17}"
-        f" {'first/dur':>9} {'RTF':>5} {'para':>5} {'err':>9}"
+        f" {'first/dur':>9} {'RTF':>5} {'para':>5} {'err':>9} {'plain':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -233,11 +284,11 @@ def _print(rows: list[dict[str, Any]], load_s: float) -> None:
             f"{r['voice']:<10} {r['engine_voice']:<22}"
             f" {short['p50']:>8.0f}/{short['p95']:<8.0f} {long_['p50']:>8.0f}/{long_['p95']:<8.0f}"
             f" {ratio:>9.2f} {r['rtf']:>5.2f} {r['paragraph_rtf']:>5.2f}"
-            f" {r['metric']} {r['error_rate'] * 100:>4.1f}%"
+            f" {r['metric']} {r['error_rate'] * 100:>4.1f}% {r['plain_error_rate'] * 100:>5.1f}%"
             f"  first word heard p50 {short['speech_p50']:.0f}/{long_['speech_p50']:.0f} ms"
         )
     for r in rows:
-        for s in r["sentences"]:
+        for s in r["sentences"] + r["plain_sentences"]:
             if s["errors"]:
                 print(f"  [{r['voice']}] {s['text']} → {s['heard']}")
 
