@@ -119,3 +119,16 @@ def test_fixed_statistics_render_as_the_original_and_drop_the_passes_they_made_i
         n.input[0] for n in fixed.graph.node if n.op_type == "Mul" and n.input[0] == n.input[1]
     ]
     assert squares == ["shared_shifted0", "shared_shifted1", "own_shifted0"]
+
+
+def test_the_meter_is_opened_when_first_needed_and_once() -> None:
+    opened: list[int] = []
+
+    def open_meter() -> str:
+        opened.append(1)
+        return "meter session"
+
+    split = kokoro_graph.SplitKokoro(None, None, open_meter, ["mean", "variance"])
+    assert not opened  # loading the engine does not open it
+    assert split._meter == "meter session" and split._meter == "meter session"
+    assert opened == [1]
