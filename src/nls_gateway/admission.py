@@ -48,8 +48,9 @@ measured on the 2-core reference box (BENCHMARKS.md, Whisper base): at 2 streams
 their finals come ~1.3 s after Stop, at 4 ~2 s (bounded, but twice the 1 s target), so
 the default keeps latency and an operator who prefers throughput raises the budget."""
 TTS_STREAM_COST = 2
-"""A synthesis task runs the TTS engine flat out (Kokoro RTF ≈ 0.5–0.75 on 2 cores), about
-what two live recognition streams take from the cores."""
+"""A synthesis task runs the TTS engine flat out on both cores (Kokoro RTF ≈ 0.33 with 2
+threads), about what two live recognition streams take from them; a second synthesis
+beside it would double both first audios (~210 → ~350–420 ms, past the 300 ms goal)."""
 ASR_NAMESPACES = frozenset({"SpeechRecognizer", "SpeechTranscriber"})
 
 
