@@ -475,8 +475,9 @@ def create(
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    # Spinning workers burn the cores that other sessions and engines share on a small box;
-    # measured under load, 2 threads without spinning were 10–30 % faster than with it.
+    # Spinning workers burn the cores that other sessions and engines share on a small box:
+    # two syntheses at once are 9 % slower with it (6.86 vs 7.45 ms per frame), though one
+    # alone is 6 % faster (7.24 vs 6.83; BENCHMARKS.md, issue 15).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # Calls render windows of many lengths; a memory pattern is planned and kept for each
     # input shape (measured over two paragraphs: 1287 vs 815 MiB resident, RTF 0.43 vs 0.35).
