@@ -382,28 +382,29 @@ def _folded_norms(nodes: list[Any], means: Sequence[str]) -> list[Any]:
                 raise EngineUnavailableError("Kokoro decoder: unexpected adaptive-norm graph")
             shift, out = shifts[0], shifts[0].output[0]
             g, beta = other(scale, div.output[0]), other(shift, scale.output[0])
+            a, b = out + "_a", out + "_b"
+            source, times, plus = x, a, b  # the norm is source * times + plus
             norm = [
-                helper.make_node("Div", [g, std], [out + "_a"]),
-                helper.make_node("Mul", [mean, out + "_a"], [out + "_ma"]),
-                helper.make_node("Sub", [beta, out + "_ma"], [out + "_b"]),
+                helper.make_node("Div", [g, std], [a]),
+                helper.make_node("Mul", [mean, a], [out + "_ma"]),
+                helper.make_node("Sub", [beta, out + "_ma"], [b]),
             ]
-            if conv is None:
-                norm.append(helper.make_node("Mul", [x, out + "_a"], [out + "_xa"]))
-            else:
+            if conv is not None:
                 # x * a + b = sum * (scale * a) + (bias * scale * a + b)
                 chain, total, bias, conv_scale = conv
-                float32 = TensorProto.FLOAT
-                norm[-1].output[0] = out + "_b0"
                 norm += [
-                    helper.make_node("Mul", [conv_scale, out + "_a"], [out + "_sa"]),
-                    helper.make_node("Cast", [bias], [out + "_bias"], to=float32),
+                    helper.make_node("Mul", [conv_scale, a], [out + "_sa"]),
+                    helper.make_node("Cast", [bias], [out + "_bias"], to=TensorProto.FLOAT),
                     helper.make_node("Mul", [out + "_bias", out + "_sa"], [out + "_bsa"]),
-                    helper.make_node("Add", [out + "_bsa", out + "_b0"], [out + "_b"]),
-                    helper.make_node("Cast", [total], [out + "_sum"], to=float32),
-                    helper.make_node("Mul", [out + "_sum", out + "_sa"], [out + "_xa"]),
+                    helper.make_node("Add", [out + "_bsa", b], [out + "_bsab"]),
+                    helper.make_node("Cast", [total], [out + "_sum"], to=TensorProto.FLOAT),
                 ]
+                source, times, plus = out + "_sum", out + "_sa", out + "_bsab"
                 gone.update(id(node) for node in chain)
-            norm.append(helper.make_node("Add", [out + "_xa", out + "_b"], [out]))
+            norm += [
+                helper.make_node("Mul", [source, times], [out + "_xa"]),
+                helper.make_node("Add", [out + "_xa", plus], [out]),
+            ]
             replaced[id(shift)] = norm
             gone.add(id(scale))
         gone.update({id(sub), id(div)})
