@@ -36,6 +36,7 @@ What is left differs between windows only by the activations' dynamic int8 quant
 
 from __future__ import annotations
 
+import ctypes
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from nls_gateway.engines import signed_int8
 from nls_gateway.engines.base import Float32Array
 from nls_gateway.exception import EngineUnavailableError
 
@@ -238,6 +240,8 @@ def load(model_path: Path, options: Any) -> SplitKokoro:
     del model, extractor
     decoder, norm_names = _with_fixed_statistics(meter, onnx)
     del meter
+    for half in (text_half, decoder):
+        _with_fast_convolutions(half)
 
     def open_meter() -> Any:
         model = onnx.load(str(model_path))
@@ -246,13 +250,35 @@ def load(model_path: Path, options: Any) -> SplitKokoro:
         meter.graph.output.extend(
             onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in norm_names
         )
+        _with_fast_convolutions(meter)
         # It runs only to calibrate (a few times per voice): without an arena it returns
         # its activations' memory after each run (~+100 MiB kept otherwise).
-        return _session(meter, options, arena=False)
+        session = _session(meter, options, arena=False)
+        del meter
+        _return_freed_heap()
+        return session
 
-    return SplitKokoro(
-        _session(text_half, options), _session(decoder, options), open_meter, norm_names
-    )
+    text_session, decoder_session = _session(text_half, options), _session(decoder, options)
+    del text_half, decoder
+    _return_freed_heap()
+    return SplitKokoro(text_session, decoder_session, open_meter, norm_names)
+
+
+def _with_fast_convolutions(model: Any) -> None:
+    """The convolutions as u8 × s8 products where this CPU computes those exactly: the same
+    sums, the decoder 7.4 → 4.8 ms per frame on the 2-core Xeon (:mod:`.signed_int8`)."""
+    if signed_int8.exact_on_this_cpu():
+        signed_int8.with_signed_convolutions(model)
+
+
+def _return_freed_heap() -> None:
+    """Give the heap the graph surgery freed back to the OS: glibc keeps it for reuse, and
+    it is ~100 MiB resident after a load (303 → 198 MiB). A no-op without glibc."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def _session(model: Any, options: Any, *, arena: bool = True) -> Any:
