@@ -9,11 +9,11 @@ every such decision and the server, the connection pump and the engine runner on
   ``max_connections`` open WebSockets;
 * **task start** (``connection.py``): ``TaskFailed 40000005`` at once when the task's
   engine cost does not fit. Live recognition streams (SpeechRecognizer,
-  SpeechTranscriber) cost one *stream* each; a synthesis task costs ``TTS_STREAM_COST``
-  streams, since TTS and ASR share the same cores. The budget is ``max_live_streams``;
-  ``0`` derives it from this machine: ``STREAMS_PER_CORE`` × CPU cores, the figure
-  ``benchmarks/capacity.py`` measured (docs/deploy.md). ``max_concurrent_tasks`` caps
-  all tasks whatever their cost;
+  SpeechTranscriber) cost one *stream* each; a synthesis task costs what its engine says
+  (``tts_cost``, default ``TTS_STREAM_COST``), since TTS and ASR share the same cores.
+  The budget is ``max_live_streams``; ``0`` derives it from this machine:
+  ``STREAMS_PER_CORE`` × CPU cores, the figure ``benchmarks/capacity.py`` measured
+  (docs/deploy.md). ``max_concurrent_tasks`` caps all tasks whatever their cost;
 * **engine queue** (``runtime.py``): a generic engine call (ingest, TTS, VAD set-up) that
   finds ``max_waiting_engine_calls`` already waiting fails with 50000000 "Instance pool
   exhausted!" instead of joining an unbounded backlog. ASR decodes queue in the
@@ -48,9 +48,12 @@ measured on the 2-core reference box (BENCHMARKS.md, Whisper base): at 2 streams
 their finals come ~1.3 s after Stop, at 4 ~2 s (bounded, but twice the 1 s target), so
 the default keeps latency and an operator who prefers throughput raises the budget."""
 TTS_STREAM_COST = 2
-"""A synthesis task runs the TTS engine flat out on both cores (Kokoro RTF ≈ 0.33 with 2
-threads), about what two live recognition streams take from them; a second synthesis
-beside it would double both first audios (~210 → ~350–420 ms, past the 300 ms goal)."""
+"""What a synthesis task costs when its engine does not say (``TtsEngine.stream_cost``): it
+runs flat out on both cores, about what two live recognition streams take from them.
+Kokoro says 2 on a CPU without exact u8 × s8 products (RTF ≈ 0.33 with 2 threads: a second
+synthesis beside it would double both first audios, ~210 → ~350–420 ms) and 1 where it has
+them (RTF ≈ 0.18: two at once 165/207 ms p50/p95, and one beside a live stream leaves the
+stream's final as fast as alone; BENCHMARKS.md, issue 15)."""
 ASR_NAMESPACES = frozenset({"SpeechRecognizer", "SpeechTranscriber"})
 
 
@@ -97,6 +100,8 @@ class Admission:
         """Live tasks (all namespaces)."""
         self.load = 0
         """Their cost in streams."""
+        self.tts_cost = TTS_STREAM_COST
+        """Streams one synthesis task costs; set once, before any task, from the engine."""
         self.draining = False
         """Shutting down: new connections and tasks are refused."""
         self.idle = asyncio.Event()
@@ -119,10 +124,9 @@ class Admission:
 
     # ------------------------------------------------------------------ tasks
 
-    @staticmethod
-    def cost(namespace: str) -> int:
+    def cost(self, namespace: str) -> int:
         """Streams one task of ``namespace`` takes from the engine budget."""
-        return 1 if namespace in ASR_NAMESPACES else TTS_STREAM_COST
+        return 1 if namespace in ASR_NAMESPACES else self.tts_cost
 
     def try_admit(self, namespace: str) -> bool:
         """Take a place for a task of ``namespace``; False → answer 40000005 now."""

@@ -34,7 +34,7 @@ from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
-from nls_gateway.admission import Admission, AdmissionPolicy
+from nls_gateway.admission import TTS_STREAM_COST, Admission, AdmissionPolicy
 from nls_gateway.config import WS_PATH, ServerConfig, load_engines
 from nls_gateway.connection import Connection, Shared
 from nls_gateway.metrics import GatewayMetrics
@@ -331,6 +331,8 @@ class Gateway:
 
     def _set_ready(self) -> None:
         assert self._ready is not None
+        tts = self.shared.engines.tts
+        self.admission.tts_cost = getattr(tts, "stream_cost", TTS_STREAM_COST)
         self._ready.set()
         self.metrics.engines_ready.set(1)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from nls_gateway import modelstore
-from nls_gateway.engines import kokoro, kokoro_graph
+from nls_gateway.engines import kokoro, kokoro_graph, signed_int8
 from nls_gateway.engines.base import TtsChunk, TtsEngine, TtsOptions
 from nls_gateway.engines.text.tts_frontend import split_clauses
 from nls_gateway.exception import EngineUnavailableError
@@ -61,6 +61,14 @@ def test_engine_satisfies_protocol(engine: kokoro.KokoroEngine) -> None:
     assert isinstance(engine, TtsEngine)
     names = {v.name for v in engine.voices()}
     assert {"xiaoyun", "xiaogang", "longxiaochun", "andy", "olivia"} <= names
+
+
+def test_a_synthesis_costs_one_stream_where_the_convolutions_run_signed(
+    engine: kokoro.KokoroEngine,
+) -> None:
+    signed = signed_int8.exact_on_this_cpu()
+    assert engine._model.signed_products is signed
+    assert engine.stream_cost == (1 if signed else 2)
 
 
 def test_synthesize_chinese(engine: kokoro.KokoroEngine) -> None:

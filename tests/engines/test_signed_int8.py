@@ -88,4 +88,3 @@ def test_strided_and_grouped_convolutions_are_left_alone(stride: int, group: int
 
     assert signed_int8.with_signed_convolutions(model) == 0
     assert model.SerializeToString() == before
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from conftest import GatewayFactory
 from nls_gateway.admission import (
     STREAMS_PER_CORE,
     TTS_STREAM_COST,
@@ -10,6 +11,8 @@ from nls_gateway.admission import (
     derive_live_streams,
 )
 from nls_gateway.metrics import GatewayMetrics
+from nls_gateway.tasks.base import Engines
+from nls_gateway.testing import ScriptedTts, ScriptedVad
 
 
 def _admission(**policy: int) -> tuple[Admission, GatewayMetrics]:
@@ -52,6 +55,27 @@ def test_synthesis_costs_more_and_still_runs_on_an_idle_gateway() -> None:
     assert admission.idle.is_set() and admission.load == 0
     small, _ = _admission(max_live_streams=1)
     assert small.try_admit("SpeechSynthesizer")  # bigger than the budget, but alone
+
+
+def test_a_synthesis_costs_what_its_engine_says() -> None:
+    admission, _ = _admission(max_live_streams=2)
+    admission.tts_cost = 1  # Kokoro where the CPU multiplies u8 × s8 exactly
+    assert admission.try_admit("SpeechSynthesizer")
+    assert admission.try_admit("FlowingSpeechSynthesizer")
+    assert not admission.try_admit("SpeechTranscriber")
+    admission.release("SpeechSynthesizer")
+    assert admission.load == 1 and admission.try_admit("SpeechTranscriber")
+
+
+async def test_the_gateway_takes_the_synthesis_cost_from_its_tts_engine(
+    gateway: GatewayFactory,
+) -> None:
+    light = ScriptedTts()
+    light.stream_cost = 1  # type: ignore[attr-defined]
+    with_cost = await gateway(engines=Engines(vad=ScriptedVad(), tts=light))
+    assert with_cost.admission.tts_cost == 1
+    without = await gateway(engines=Engines(vad=ScriptedVad(), tts=ScriptedTts()))
+    assert without.admission.tts_cost == TTS_STREAM_COST
 
 
 def test_the_task_cap_applies_whatever_the_cost() -> None:

@@ -246,7 +246,11 @@ class TtsChunk:
 
 @runtime_checkable
 class TtsEngine(Protocol):
-    """A text-to-speech engine that streams audio in chunks (clauses or groups of them)."""
+    """A text-to-speech engine that streams audio in chunks (clauses or groups of them).
+
+    It may also say how heavy one synthesis is, as ``stream_cost``: the live recognition
+    streams' worth of CPU it takes (the gateway's admission counts 2 for an engine without).
+    """
 
     sample_rate: int
 

@@ -177,10 +177,10 @@ _GROUP_CHARS = 80
 """Most Chinese characters in one grouped piece (≈ 360 tokens; ×3 for English)."""
 _FIRST_WINDOW = 12
 """Frames of sound in a call's first decoder window (300 ms, about two characters): its
-render (21 frames with the lead-in and context, ~180 ms) is most of the time to first audio."""
+render (21 frames with the lead-in and context, 90–180 ms) is most of the time to first audio."""
 _LARGEST_WINDOW = 160
 """Frames in the longest window (4 s). Windows double up to this, and a later piece's first
-window holds at most twice the frames already sent: each renders (~0.35x real time) within
+window holds at most twice the frames already sent: each renders (0.18–0.35× real time) within
 the playing time of the audio queued before it."""
 _SHORTEST_WINDOW = 24
 """No window is cut shorter than this (600 ms): every cut costs 2 × :data:`_CONTEXT` + 1
@@ -252,6 +252,13 @@ class KokoroEngine:
         self._styles: dict[str, Float32Array] = {}
         self._norms: dict[tuple[str, int], kokoro_graph.Norms] = {}
         self._lock = threading.Lock()
+
+    @property
+    def stream_cost(self) -> int:
+        """Live recognition streams' worth of the cores one synthesis takes (the gateway's
+        admission): 2 with 2 threads at RTF ≈ 0.33, 1 where the convolutions run as exact
+        u8 × s8 products (RTF ≈ 0.18; :mod:`.signed_int8`)."""
+        return 1 if self._model.signed_products else 2
 
     def voices(self) -> Sequence[VoiceInfo]:
         """Every NLS voice name this engine answers to."""
@@ -613,7 +620,7 @@ def _schedule(text: str, clauses: list[tuple[int, int]], most: int) -> list[tupl
     """The pieces to synthesize, in order: the first clause, then whole clauses grouped into
     pieces that grow with the audio already queued.
 
-    Every call costs the same per rendered frame (8 ms per 25 ms frame on 2 cores) plus
+    Every call costs the same per rendered frame (4–8 ms per 25 ms frame on 2 cores) plus
     ~35 ms for the text half and ~8 frames of context around its speech, so fewer, longer
     calls are cheaper. A group may hold as many characters as were scheduled before it
     and at most ``most`` (Kokoro's 510-token context). A clause of one word (a filler or an

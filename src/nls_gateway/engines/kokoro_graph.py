@@ -1,7 +1,7 @@
 """Kokoro's ONNX graph cut in two, and its decoder made to render any window of frames.
 
 The exported graph turns tokens into audio in one call and outputs nothing else. Its cost
-is almost all in the decoder (the iSTFTNet vocoder: 7.5 ms per 25 ms frame on 2 cores, 95 %
+is almost all in the decoder (the iSTFTNet vocoder: 4–7.5 ms per 25 ms frame on 2 cores, 95 %
 of a call), and a third to a half of the frames it renders are silence that
 :func:`~nls_gateway.engines.kokoro._trim` throws away: ~18 frames of leading pad and 30–40
 of final pause in every call (今天天气不错: 109 frames for 55 frames of speech).
@@ -157,6 +157,8 @@ class SplitKokoro:
         decoder: Any,
         open_meter: Callable[[], Any],
         norm_names: Sequence[str],
+        *,
+        signed_products: bool = False,
     ):
         self._text = text_half
         self._decoder = decoder
@@ -164,6 +166,8 @@ class SplitKokoro:
         self._meter_session: Any = None
         self._meter_lock = threading.Lock()
         self._norm_names = tuple(norm_names)
+        self.signed_products = signed_products
+        """Whether the convolutions run as u8 × s8 products (:mod:`.signed_int8`)."""
 
     @property
     def _meter(self) -> Any:
@@ -240,8 +244,11 @@ def load(model_path: Path, options: Any) -> SplitKokoro:
     del model, extractor
     decoder, norm_names = _with_fixed_statistics(meter, onnx)
     del meter
-    for half in (text_half, decoder):
-        _with_fast_convolutions(half)
+    # The convolutions as u8 × s8 products where this CPU computes those exactly: the same
+    # sums, the decoder 7.4 → 4.2 ms per frame on the 2-core Xeon (BENCHMARKS.md, issue 15).
+    signed = signed_int8.exact_on_this_cpu()
+    for half in (text_half, decoder) if signed else ():
+        signed_int8.with_signed_convolutions(half)
 
     def open_meter() -> Any:
         model = onnx.load(str(model_path))
@@ -250,7 +257,8 @@ def load(model_path: Path, options: Any) -> SplitKokoro:
         meter.graph.output.extend(
             onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in norm_names
         )
-        _with_fast_convolutions(meter)
+        if signed:
+            signed_int8.with_signed_convolutions(meter)
         # It runs only to calibrate (a few times per voice): without an arena it returns
         # its activations' memory after each run (~+100 MiB kept otherwise).
         session = _session(meter, options, arena=False)
@@ -261,14 +269,13 @@ def load(model_path: Path, options: Any) -> SplitKokoro:
     text_session, decoder_session = _session(text_half, options), _session(decoder, options)
     del text_half, decoder
     _return_freed_heap()
-    return SplitKokoro(text_session, decoder_session, open_meter, norm_names)
-
-
-def _with_fast_convolutions(model: Any) -> None:
-    """The convolutions as u8 × s8 products where this CPU computes those exactly: the same
-    sums, the decoder 7.4 → 4.8 ms per frame on the 2-core Xeon (:mod:`.signed_int8`)."""
-    if signed_int8.exact_on_this_cpu():
-        signed_int8.with_signed_convolutions(model)
+    return SplitKokoro(
+        text_session,
+        decoder_session,
+        open_meter,
+        norm_names,
+        signed_products=signed,
+    )
 
 
 def _return_freed_heap() -> None:
