@@ -4,9 +4,9 @@ multiplies uint8 × int8 exactly.
 Kokoro's int8 export quantises every convolution as ``ConvInteger`` with **uint8** weights,
 and ONNX Runtime runs that as a generic u8 × u8 GEMM: 6–8 ps per multiply-accumulate on
 2 threads, 61 % of the vocoder's time. Its ``MatMulInteger`` with **int8** weights reaches
-the CPU's u8 × s8 dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX on x86; SDOT on
-Arm): 0.6–0.8 ps on the 2-core Xeon here. So each stride-1, ungrouped, "same"-padded
-``ConvInteger`` with constant weights becomes
+the CPU's u8 × s8 dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX): 0.6–0.8 ps on
+the 2-core Xeon here. So each stride-1, ungrouped, "same"-padded ``ConvInteger`` with
+constant weights becomes
 
     Transpose (N, C, T → N, T, C) → Pad (with the activations' zero point, as ConvInteger
     pads) → Gather of rows t + j·d for each tap j (im2col, N × T × K·C)
