@@ -88,3 +88,61 @@ def test_strided_and_grouped_convolutions_are_left_alone(stride: int, group: int
 
     assert signed_int8.with_signed_convolutions(model) == 0
     assert model.SerializeToString() == before
+
+
+def _two_convolutions() -> onnx.ModelProto:
+    """conv → cast → per-channel scale → sin → + x → quantise → conv: what lies between
+    two of Kokoro's convolutions, in small."""
+    rng = np.random.default_rng(7)
+    node = helper.make_node
+    channels = CHANNELS_IN
+    nodes = [
+        node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+        node("ConvInteger", ["xq", "w1", "xz", "wz"], ["s1"], kernel_shape=[3], pads=[1, 1]),
+        node("Cast", ["s1"], ["f1"], to=TensorProto.FLOAT),
+        node("Mul", ["f1", "scale"], ["h"]),
+        node("Sin", ["h"], ["snake"]),
+        node("Add", ["snake", "x"], ["residual"]),
+        node("DynamicQuantizeLinear", ["residual"], ["rq", "rs", "rz"]),
+        node("ConvInteger", ["rq", "w2", "rz", "wz"], ["s2"], kernel_shape=[5], pads=[2, 2]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "two",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, None])],
+        [helper.make_tensor_value_info("s2", TensorProto.INT32, None)],
+        initializer=[
+            numpy_helper.from_array(
+                rng.integers(0, 256, (channels, channels, 3)).astype(np.uint8), "w1"
+            ),
+            numpy_helper.from_array(
+                rng.integers(0, 256, (channels, channels, 5)).astype(np.uint8), "w2"
+            ),
+            numpy_helper.from_array(np.array(100, dtype=np.uint8), "wz"),
+            numpy_helper.from_array(
+                rng.uniform(1e-3, 1e-2, (1, channels, 1)).astype(np.float32), "scale"
+            ),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.skipif(
+    not signed_int8.exact_on_this_cpu(),
+    reason="this CPU's u8 × s8 products saturate, so the engines keep ConvInteger",
+)
+def test_activations_stay_time_major_between_convolutions() -> None:
+    original = _two_convolutions()
+    rewritten = onnx.ModelProto()
+    rewritten.CopyFrom(original)
+    assert signed_int8.with_signed_convolutions(rewritten) == 2
+
+    signed_int8.without_layout_round_trips(rewritten)
+
+    # The second convolution reads the quantised residual in time-major form as it is.
+    second_input = next(n for n in rewritten.graph.node if n.output[0] == "s2/time_major")
+    assert second_input.op_type == "Identity"
+    x = np.random.default_rng(2).normal(size=(1, CHANNELS_IN, 30)).astype(np.float32)
+    np.testing.assert_array_equal(_run(rewritten, x), _run(original, x))

@@ -13,7 +13,8 @@ constant weights becomes
     → MatMulInteger with the weights as a (K·C) × C_out int8 matrix → Transpose back,
 
 with each weight re-centred (``w − 128`` as int8, its zero point ``− 128`` too): the same
-integers, so the same int32 sums, bit for bit.
+integers, so the same int32 sums, bit for bit. :func:`without_layout_round_trips` then
+drops the Transposes where only elementwise work lies between two such products.
 
 Where the CPU has no such instruction, MLAS multiplies u8 × s8 with VPMADDUBSW, whose int16
 pair sums saturate. :func:`exact_on_this_cpu` checks one worst-case product against numpy
@@ -29,7 +30,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["exact_on_this_cpu", "with_signed_convolutions"]
+__all__ = ["exact_on_this_cpu", "with_signed_convolutions", "without_layout_round_trips"]
+
+_ELEMENTWISE = frozenset(
+    {"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Sin", "Cos", "Cast", "LeakyRelu", "Relu",
+     "Tanh", "Sigmoid", "Neg", "Abs", "Exp", "Reciprocal", "Erf", "Floor"}
+)  # fmt: skip
+"""Ops whose result does not depend on the layout of their (broadcast) operands."""
+_PRODUCT, _TIME_MAJOR = "/product", "/time_major"
 
 
 @functools.cache
@@ -156,3 +164,84 @@ def _plan(node: Any, constants: dict[str, Any]) -> tuple[np.ndarray, np.ndarray,
     if zero_point.size != 1:
         return None
     return numpy_helper.to_array(weights), zero_point.reshape(()), int(dilation), pads[0]
+
+
+def without_layout_round_trips(model: Any) -> None:
+    """Drop the Transposes between convolutions rewritten by :func:`with_signed_convolutions`
+    where only elementwise work lies between them (norms, snakes, residual sums, the next
+    one's quantisation).
+
+    Walking the graph in order, a tensor known in time-major form (a product, or what an
+    elementwise node makes of one) stays so: an elementwise node that reads one runs on
+    the time-major forms of its operands, each other operand transposed (a per-channel
+    ``(1, C, 1)`` factor becomes ``(1, 1, C)``, cheaply) unless it is a single value; any
+    other consumer gets the channel-major form back through one Transpose, made once.
+    Every result is the same number as before, computed in another memory order. An
+    operand of unknown shape is taken to have rank 3, as this export's activations and
+    norm statistics do; a wrong guess fails the session's first run, it cannot change a
+    result. On Kokoro's decoder: 4.3 → 3.8 ms per frame, the same audio bit for bit.
+    On Kokoro's text half the output moved by rounding (not traced; perhaps a fusion ONNX
+    Runtime makes in one order only), so it is not used there.
+    """
+    import onnx
+    from onnx import helper
+
+    graph = model.graph
+    shapes: dict[str, list[int]] = {t.name: list(t.dims) for t in graph.initializer}
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    for value in [*inferred.value_info, *inferred.input]:
+        if value.type.tensor_type.HasField("shape"):
+            dims = value.type.tensor_type.shape.dim
+            shapes[value.name] = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+    time_major: dict[str, str] = {}  # channel-major name → its time-major tensor
+    present = {t.name for t in graph.initializer} | {i.name for i in graph.input}
+    nodes: list[Any] = []
+
+    def transpose(source: str, target: str) -> str:
+        nodes.append(helper.make_node("Transpose", [source], [target], perm=[0, 2, 1]))
+        return target
+
+    def in_time_major(name: str) -> str:
+        if name not in time_major:
+            time_major[name] = transpose(name, f"{name}/tm")
+        return time_major[name]
+
+    def single_value(name: str) -> bool:
+        return name in shapes and all(d == 1 for d in shapes[name])
+
+    def portable(name: str) -> bool:
+        return name in time_major or single_value(name) or len(shapes.get(name, [0] * 3)) == 3
+
+    for node in graph.node:
+        reads_time_major = any(i in time_major for i in node.input)
+        if node.op_type == "Transpose" and node.input[0].endswith(_PRODUCT):
+            time_major[node.output[0]] = node.input[0]  # the rewrite's way back: dropped
+            continue
+        if (
+            node.op_type == "Transpose"
+            and node.output[0].endswith(_TIME_MAJOR)
+            and reads_time_major
+        ):
+            nodes.append(helper.make_node("Identity", [time_major[node.input[0]]], node.output))
+            continue
+        elementwise = node.op_type in _ELEMENTWISE or (
+            node.op_type == "DynamicQuantizeLinear"  # scale and zero point: one value each
+        )
+        if reads_time_major and elementwise and all(i == "" or portable(i) for i in node.input):
+            inputs = [i if i == "" or single_value(i) else in_time_major(i) for i in node.input]
+            outputs = [f"{node.output[0]}/tm", *node.output[1:]]
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            nodes.append(helper.make_node(node.op_type, inputs, outputs, name=node.name, **attrs))
+            time_major[node.output[0]] = outputs[0]
+            present.update(node.output[1:])
+            continue
+        for name in node.input:
+            if name in time_major and name not in present:
+                present.add(transpose(time_major[name], name))
+        nodes.append(node)
+        present.update(node.output)
+    for output in graph.output:
+        if output.name in time_major and output.name not in present:
+            transpose(time_major[output.name], output.name)
+    del graph.node[:]
+    graph.node.extend(nodes)
