@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from nls_gateway import modelstore
@@ -69,6 +70,36 @@ def test_a_synthesis_costs_one_stream_where_the_convolutions_run_signed(
     signed = signed_int8.exact_on_this_cpu()
     assert engine._model.signed_products is signed
     assert engine.stream_cost == (1 if signed else 2)
+
+
+@pytest.mark.skipif(
+    not signed_int8.exact_on_this_cpu(), reason="this CPU keeps the exported convolutions"
+)
+def test_the_rewritten_graphs_compute_what_the_export_does(
+    engine: kokoro.KokoroEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signed_int8, "exact_on_this_cpu", lambda: False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    exported = kokoro_graph.load(modelstore.locate(kokoro.MODEL_FILE), options)
+    assert not exported.signed_products and engine._model.signed_products
+    info = {v.name: v for v in engine.voices()}["xiaoyun"]
+    style = engine._style(info.engine_voice)
+    _, ids = engine._tokens("今天天气不错，我们去公园散步吧。", info)
+    row = style[len(ids)][np.newaxis, :]
+    tokens = np.array([[0, *ids, 0]], dtype=np.int64)
+    features = engine._model.features(tokens, row, 1.0)
+    theirs = exported.features(tokens, row, 1.0)
+    for name in ("asr", "f0", "energy"):
+        np.testing.assert_array_equal(getattr(features, name), getattr(theirs, name))
+    norms = engine._model.calibrate(features, row)  # the meter: u8 × s8, channel-major
+    for ours, exact in zip(norms, exported.calibrate(features, row), strict=True):
+        np.testing.assert_array_equal(ours, exact)
+    begin, end = features.speech_window()  # the decoder: u8 × s8, time-major
+    np.testing.assert_array_equal(
+        engine._model.render(features, row, norms, begin, end),
+        exported.render(features, row, norms, begin, end),
+    )
 
 
 def test_synthesize_chinese(engine: kokoro.KokoroEngine) -> None:

@@ -244,12 +244,14 @@ def load(model_path: Path, options: Any) -> SplitKokoro:
     del model, extractor
     decoder, norm_names = _with_fixed_statistics(meter, onnx)
     del meter
-    # The convolutions as u8 × s8 products where this CPU computes those exactly: the same
-    # sums, the decoder 7.4 → 3.8 ms per frame on the 2-core Xeon (BENCHMARKS.md, issue 15).
+    # The convolutions as u8 × s8 products where this CPU computes those exactly (the same
+    # sums), and the decoder's activations time-major between them (the same audio): the
+    # decoder 7.4 → 3.8 ms per frame on the 2-core Xeon (BENCHMARKS.md, issue 15).
     signed = signed_int8.exact_on_this_cpu()
     if signed:
         signed_int8.with_signed_convolutions(text_half)
-        _with_signed_convolutions(decoder)
+        signed_int8.with_signed_convolutions(decoder)
+        signed_int8.without_layout_round_trips(decoder)
 
     def open_meter() -> Any:
         model = onnx.load(str(model_path))
@@ -258,8 +260,8 @@ def load(model_path: Path, options: Any) -> SplitKokoro:
         meter.graph.output.extend(
             onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in norm_names
         )
-        if signed:
-            _with_signed_convolutions(meter)
+        if signed:  # not time-major: that moves its statistics (without_layout_round_trips)
+            signed_int8.with_signed_convolutions(meter)
         # It runs only to calibrate (a few times per voice): without an arena it returns
         # its activations' memory after each run (~+100 MiB kept otherwise).
         session = _session(meter, options, arena=False)
@@ -277,13 +279,6 @@ def load(model_path: Path, options: Any) -> SplitKokoro:
         norm_names,
         signed_products=signed,
     )
-
-
-def _with_signed_convolutions(decoder: Any) -> None:
-    """The decoder's convolutions as u8 × s8 products, its activations kept time-major
-    between them (:mod:`.signed_int8`): 7.4 → 3.8 ms per frame, the same audio."""
-    signed_int8.with_signed_convolutions(decoder)
-    signed_int8.without_layout_round_trips(decoder)
 
 
 def _return_freed_heap() -> None:
