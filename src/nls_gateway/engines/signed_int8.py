@@ -181,9 +181,9 @@ def without_layout_round_trips(model: Any) -> None:
     norm statistics do; a wrong guess fails the session's first run, it cannot change a
     result. On Kokoro's fixed-statistics decoder: 4.3 → 3.8 ms per frame, the same audio
     bit for bit. Where a norm reduces over the last axis (the text half's layer norms, the
-    unchanged decoder's instance norms) ONNX Runtime evaluates it differently once
-    Transposes stand in the pattern, and the output moves by rounding, which the dynamic
-    quantisation then magnifies (0.2 in a norm statistic of 49): not for such graphs.
+    unchanged decoder's instance norms) the output moved by rounding once Transposes stood
+    in the pattern (presumably ONNX Runtime fuses the norm only in its original order), and
+    the dynamic quantisation magnified it (0.2 in a norm statistic of 49): not for those.
     """
     import onnx
     from onnx import helper
