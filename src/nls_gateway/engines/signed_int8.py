@@ -37,7 +37,7 @@ _ELEMENTWISE = frozenset(
      "Tanh", "Sigmoid", "Neg", "Abs", "Exp", "Reciprocal", "Erf", "Floor"}
 )  # fmt: skip
 """Ops whose result does not depend on the layout of their (broadcast) operands."""
-_PRODUCT, _TIME_MAJOR = "/product", "/time_major"
+_PRODUCT, _TIME_MAJOR = "/product", "/time_major"  # suffixes of the rewrite's tensors
 
 
 @functools.cache
@@ -109,7 +109,7 @@ def with_signed_convolutions(model: Any) -> int:
         matrix_name = constant(matrix, f"{name}/s8_weights", np.int8)
         zero_name = constant(zero.astype(np.int16) - 128, f"{name}/s8_zero", np.int8)
 
-        columns = time_major = add("Transpose", [x], f"{name}/time_major", perm=[0, 2, 1])
+        columns = time_major = add("Transpose", [x], name + _TIME_MAJOR, perm=[0, 2, 1])
         if pad:
             pads = constant([0, pad, 0, 0, pad, 0], f"{name}/pads")
             columns = add("Pad", [columns, pads, x_zero], f"{name}/padded")
@@ -124,7 +124,7 @@ def with_signed_convolutions(model: Any) -> int:
             columns = add("Gather", [columns, index], f"{name}/gathered", axis=1)
             rows = constant([0, -1, kernel * c_in], f"{name}/rows")
             columns = add("Reshape", [columns, rows], f"{name}/im2col")
-        product = add("MatMulInteger", [columns, matrix_name, x_zero, zero_name], f"{name}/product")
+        product = add("MatMulInteger", [columns, matrix_name, x_zero, zero_name], name + _PRODUCT)
         add("Transpose", [product], name, perm=[0, 2, 1])
         rewritten += 1
     if not rewritten:
