@@ -333,6 +333,9 @@ class Gateway:
         assert self._ready is not None
         tts = self.shared.engines.tts
         self.admission.tts_cost = getattr(tts, "stream_cost", TTS_STREAM_COST)
+        if tts is not None:
+            cost, capacity = self.admission.tts_cost, self.admission.capacity
+            logger.info("a synthesis costs %d of %d live streams", cost, capacity)
         self._ready.set()
         self.metrics.engines_ready.set(1)
 
