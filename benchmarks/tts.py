@@ -4,7 +4,8 @@ For a fixed sentence set (numbers, dates, times, a phone number, a percentage, a
 temperature, mixed Chinese–English, plain English) this synthesizes every sentence with each
 chosen NLS voice, measures the time until the first chunk arrives and the real-time factor
 (synthesis time / audio duration), then transcribes the audio with the project's Whisper
-engine (beam 5) and scores it: zh by CER, en by WER, both after ``asr_zh.scoring_form``.
+engine as the gateway decodes finals (its default beam, homophone repair on) and scores
+it: zh by CER, en by WER, both after ``asr_zh.scoring_form``.
 Because a Chinese reader may say 2026年 as 二零二六年 and Whisper may write either digits or
 hanzi, the zh reference is scored against both the written sentence and its spoken form
 (our text normalisation) and the lower CER counts. Latency is measured separately, several
@@ -42,7 +43,7 @@ from nls_gateway.engines import kokoro
 from nls_gateway.engines.base import AsrOptions, TtsOptions
 from nls_gateway.engines.text.asr_zh import scoring_errors
 from nls_gateway.engines.text.tts_normalize import normalize
-from nls_gateway.engines.whisper import WhisperEngine
+from nls_gateway.engines.whisper import DEFAULT_BEAM_SIZE, WhisperEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "tts.json"
@@ -126,6 +127,12 @@ def main() -> None:
     parser.add_argument("--voices", default="xiaoyun,xiaogang,abby,andy")
     parser.add_argument("--runs", type=int, default=5, help="latency runs per sentence")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--asr-beam",
+        type=int,
+        default=DEFAULT_BEAM_SIZE,
+        help="beam of the round trip's ASR (default: the gateway's for finals)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     os.environ.setdefault("NLS_MODEL_MIRROR", str(ROOT.parent / "shared" / "models"))
@@ -135,7 +142,7 @@ def main() -> None:
         locate=modelstore.locate, threads=args.threads, cache_dir=modelstore.cache_dir()
     )
     load_s = time.perf_counter() - start
-    asr = WhisperEngine(locate=modelstore.locate, beam_size=5)
+    asr = WhisperEngine(locate=modelstore.locate, beam_size=args.asr_beam)
     asr.preload(("zh", "en"))
     infos = {v.name: v for v in engine.voices()}
     voices = [infos[name] for name in args.voices.split(",")]
@@ -197,7 +204,7 @@ def main() -> None:
         "threads": args.threads,
         "load_s": load_s,
         "targets": TARGETS,
-        "asr": "Whisper engine, beam 5 (zh: base; en: per engine default)",
+        "asr": f"Whisper engine, beam {args.asr_beam} (zh: base; en: per engine default)",
         "results": rows,
     }
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", "utf-8")
