@@ -155,7 +155,6 @@ def main() -> None:
             for kind, text in (("short", SHORT), ("long", LONG), ("clauses", CLAUSES))
         }
         synth_s = audio_s = 0.0
-        errors = ref_len = 0
         details = []
         for sentence in SENTENCES[info.language]:
             detail, seconds, audio_seconds = _round_trip(
@@ -164,8 +163,6 @@ def main() -> None:
             synth_s += seconds
             # Audio is trimmed to speech plus pauses, so RTF is synthesis time over that.
             audio_s += audio_seconds
-            errors += detail["errors"]
-            ref_len += detail["ref_len"]
             details.append(detail)
         plain = [
             _round_trip(engine, asr, sentence, info.name, info.language)[0]
@@ -184,11 +181,10 @@ def main() -> None:
                 "language": info.language,
                 "first_audio_ms": latency,
                 "rtf": synth_s / audio_s,
-                "error_rate": errors / ref_len,
+                "error_rate": _error_rate(details),
                 "metric": "CER" if info.language == "zh" else "WER",
                 "sentences": details,
-                "plain_error_rate": sum(d["errors"] for d in plain)
-                / sum(d["ref_len"] for d in plain),
+                "plain_error_rate": _error_rate(plain),
                 "plain_sentences": plain,
             }
         )
@@ -262,6 +258,11 @@ def _round_trip(
     err, n = _score(sentence, heard, language)
     detail = {"text": sentence, "heard": heard, "errors": err, "ref_len": n}
     return detail, seconds, audio.size / kokoro.SAMPLE_RATE
+
+
+def _error_rate(details: list[dict[str, Any]]) -> float:
+    """Errors over reference length, summed over the sentences (not a mean of rates)."""
+    return float(sum(d["errors"] for d in details) / sum(d["ref_len"] for d in details))
 
 
 def _score(reference: str, heard: str, language: str) -> tuple[int, int]:
