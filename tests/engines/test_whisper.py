@@ -134,6 +134,14 @@ def test_unknown_language_is_rejected(engine: WhisperEngine) -> None:
         # like the first.
         ("快点过来。快点过来", "快点过来。快点过来"),
         ("我要投诉。我要投诉你们的服务", "我要投诉。我要投诉你们的服务"),
+        # The same restart with no sentence end before it, cut off past half of the first
+        # copy (round trips of synthesized speech)...
+        ("女儿喜欢听音乐和看电视剧女儿喜欢听音乐和看电视", "女儿喜欢听音乐和看电视剧"),
+        ("这个问题我们需要继续讨论这个问题我们需要继续", "这个问题我们需要继续讨论"),
+        # ...but an opening echoed briefly, or a sentence going on after it, is speech.
+        ("the more you learn the more", "the more you learn the more"),
+        ("我们的目标是我们的目标是星辰大海", "我们的目标是我们的目标是星辰大海"),
+        ("语言是人类交流的工具语言是人", "语言是人类交流的工具语言是人"),
     ],
 )
 def test_drop_repeat_cuts_loops(raw: str, kept: str) -> None:
@@ -154,6 +162,16 @@ def test_nbest_pick_cuts_loops_and_prefers_real_words(engine: WhisperEngine) -> 
     plain = WhisperEngine(locate=modelstore.locate, lm_weight=0)
     plain._models = engine._models
     assert plain._pick(job, output).text == "交易几乎停制的情况。"
+
+
+def test_nbest_pick_drops_a_character_cut_between_tokens(engine: WhisperEngine) -> None:
+    job = engine._job(0, load_wav(ZH2), AsrOptions(), engine._models.get("zh"))
+    # 憩 takes two byte tokens; the token limit can stop a decode between them.
+    ids = job.tokenizer.encode("无论是散步还是小憩")
+    assert ids[-2:] == job.tokenizer.encode("憩")
+    output = SimpleNamespace(sequences_ids=[ids[:-1]], scores=[-0.2])
+    assert job.tokenizer.decode(ids[:-1]).endswith("\ufffd")
+    assert engine._pick(job, output).text == "无论是散步还是小"
 
 
 def test_hotword_hits_ignores_script_case_spaces_and_punctuation() -> None:

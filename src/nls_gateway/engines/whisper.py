@@ -324,7 +324,9 @@ class WhisperEngine:
         for ids, score in zip(output.sequences_ids, scores, strict=True):
             tokens = [t for t in ids if t < eot]
             raw = job.tokenizer.decode(tokens).strip()
-            text = drop_repeat(raw)
+            # U+FFFD is a character whose bytes were cut between tokens (a decode stopped
+            # by the token limit mid-character): never text to hand a client.
+            text = drop_repeat(raw.replace("\ufffd", "").strip())
             if text != raw:  # re-tokenise the kept part: word alignment needs its tokens
                 tokens = job.tokenizer.encode(" " + text if job.language == "en" else text)
             hyps.append(_Hypothesis(tokens, text, float(score)))

@@ -77,7 +77,9 @@ def drop_repeat(text: str) -> str:
     does that on a sentence followed by silence: 花都开了。花都开), and one whose tail
     repeats a stretch of 6+ characters back to back
     (``…A B. B. B`` → ``…A B.``), which beam search on the short encoder input produces
-    (eval set: a 2 s clip came out as its sentence twice).
+    (eval set: a 2 s clip came out as its sentence twice), and one that restarts with no
+    sentence end and is cut off past half of its first copy (``A A'``; round trips of
+    synthesized speech followed by silence).
     Comparisons ignore case: a restart capitalises its first word again.
     """
     low = text.lower()
@@ -97,6 +99,12 @@ def drop_repeat(text: str) -> str:
             start -= 1
         if n - start - period >= max(4, period // 3):
             return text[: start + period].strip()
+    for k in range(n // 2 + 1, n - _MIN_RESTART + 1):
+        # A restart with no sentence end before it, cut off: A A' with A' a prefix of A,
+        # 6+ characters and at least half of A (女儿喜欢听音乐和看电视剧女儿喜欢听音乐和看电视).
+        # A whole second copy is left as it is: people do say a sentence twice.
+        if 2 * (n - k) >= k and low.startswith(low[k:]):
+            return text[:k].strip()
     return text
 
 
