@@ -15,6 +15,9 @@ machine information to benchmarks/results/tts.json.
 "plain" is the round-trip error rate of a second set, twenty ordinary zh sentences (no digits
 or Latin letters; en: the paragraph's sentences), reported beside the target set's, not in
 its place: it separates how a voice sounds from how the front-end reads numbers and words.
+"mixed" is a third set, zh only: twenty zh sentences with English words (Python, GitHub,
+Starbucks …), scored the same way; it measures how a Mandarin voice reads English words
+without leaning on the one such sentence of the target set.
 "para" is the RTF of a paragraph of four sentences (later clauses are grouped).
 "first/dur" is the first audio's p50 over the audio duration of a two-clause sentence
 (今天天气不错，我们去公园散步吧。), the figure a voice bot feels.
@@ -102,6 +105,31 @@ PLAIN: dict[str, list[str]] = {
         "See you soon.",
     ],
 }
+# zh sentences with English words in them, scored apart ("mixed"; zh voices only).
+MIXED: dict[str, list[str]] = {
+    "zh": [
+        "我们使用Python和WebSocket开发语音应用。",
+        "请用Java和Docker部署这个服务。",
+        "这个项目用GitHub管理代码。",
+        "我的电脑装了Windows和Linux两个系统。",
+        "打开App，点击OK按钮。",
+        "他在Google工作，负责AI产品。",
+        "我们下周去Starbucks开会。",
+        "请把文件发到我的Email。",
+        "这款手机支持Bluetooth和WiFi。",
+        "周末我们一起看了一部Disney的电影。",
+        "她每天早上都喝一杯Coffee。",
+        "请在Excel里整理一下数据。",
+        "我们的服务器运行在Kubernetes上。",
+        "这个问题可以问一下ChatGPT。",
+        "他用Photoshop修改了这张图片。",
+        "明天的Party你来不来？",
+        "我买了一个新的Keyboard。",
+        "我们的Team今年完成了很多任务。",
+        "请打开Chrome浏览器。",
+        "他在Tesla的工厂上班。",
+    ],
+}
 SHORT = {"zh": "今天天气很好。", "en": "Good morning, everyone."}
 # Issue 15's short sentence of two clauses: first audio / its audio duration (goal ≤ 0.15).
 CLAUSES = {
@@ -168,6 +196,10 @@ def main() -> None:
             _round_trip(engine, asr, sentence, info.name, info.language)[0]
             for sentence in PLAIN[info.language]
         ]
+        mixed = [
+            _round_trip(engine, asr, sentence, info.name, info.language)[0]
+            for sentence in MIXED.get(info.language, [])
+        ]
         t0 = time.perf_counter()
         samples = sum(
             c.audio.size for c in engine.synthesize(PARAGRAPH[info.language], TtsOptions(info.name))
@@ -186,6 +218,8 @@ def main() -> None:
                 "sentences": details,
                 "plain_error_rate": _error_rate(plain),
                 "plain_sentences": plain,
+                "mixed_error_rate": _error_rate(mixed) if mixed else None,
+                "mixed_sentences": mixed,
             }
         )
     _print(rows, load_s)
@@ -281,22 +315,27 @@ def _print(rows: list[dict[str, Any]], load_s: float) -> None:
     print(f"Kokoro load {load_s:.2f} s")
     header = (
         f"{'voice':<10} {'kokoro':<22} {'short p50/p95 ms':>17} {'long p50/p95 ms':>17}"
-        f" {'first/dur':>9} {'RTF':>5} {'para':>5} {'err':>9} {'plain':>6}"
+        f" {'first/dur':>9} {'RTF':>5} {'para':>5} {'err':>9} {'plain':>6} {'mixed':>6}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         short, long_ = r["first_audio_ms"]["short"], r["first_audio_ms"]["long"]
         ratio = r["first_audio_ms"]["clauses"]["ratio"]
+        mixed = r["mixed_error_rate"]
+        errors = (
+            f"{r['metric']} {r['error_rate'] * 100:>4.1f}% {r['plain_error_rate'] * 100:>5.1f}%"
+            f" {'' if mixed is None else f'{mixed * 100:>5.1f}%':>6}"
+        )
         print(
             f"{r['voice']:<10} {r['engine_voice']:<22}"
             f" {short['p50']:>8.0f}/{short['p95']:<8.0f} {long_['p50']:>8.0f}/{long_['p95']:<8.0f}"
             f" {ratio:>9.2f} {r['rtf']:>5.2f} {r['paragraph_rtf']:>5.2f}"
-            f" {r['metric']} {r['error_rate'] * 100:>4.1f}% {r['plain_error_rate'] * 100:>5.1f}%"
+            f" {errors}"
             f"  first word heard p50 {short['speech_p50']:.0f}/{long_['speech_p50']:.0f} ms"
         )
     for r in rows:
-        for s in r["sentences"] + r["plain_sentences"]:
+        for s in r["sentences"] + r["plain_sentences"] + r["mixed_sentences"]:
             if s["errors"]:
                 print(f"  [{r['voice']}] {s['text']} → {s['heard']}")
 

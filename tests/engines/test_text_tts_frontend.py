@@ -94,9 +94,21 @@ def test_phonemize_reads_numbers_in_chinese(phonemizer: Phonemizer) -> None:
 
 def test_phonemize_reads_english_words_through_espeak(phonemizer: Phonemizer) -> None:
     result = phonemizer.phonemize("我们使用Python开发")
-    assert "pˈIθən" in result.phonemes
+    # In a Mandarin voice's notation: p aspirated (unaspirated p is pinyin b), θ as s.
+    assert "pʰˈIsən" in result.phonemes
     python = result.weights[4:10]
     assert all(w > 0 for w in python)
+
+
+def test_english_words_in_mandarin_aspirate_stops_except_after_s(
+    phonemizer: Phonemizer,
+) -> None:
+    zh = phonemizer.phonemize("用WebSocket和Starbucks").phonemes
+    assert "sˈɑkʰɪtʰ" in zh  # socket: k and t aspirated
+    assert "stˈɑɹbʌkʰs" in zh  # the t of st stays unaspirated, as in English
+    # An English voice keeps English notation: aspiration is implied there.
+    en = phonemizer.phonemize("WebSocket and the Python", language="en").phonemes
+    assert "ʰ" not in en and "θ" in en and "ð" in en
 
 
 def test_phonemize_english_voice(phonemizer: Phonemizer) -> None:

@@ -84,6 +84,15 @@ _FROM_ESPEAK = sorted(
     }.items(),
     key=lambda kv: -len(kv[0]),
 )  # fmt: skip
+# English words read by a Mandarin voice (issue 15). The zh training data is written in
+# misaki's Mandarin notation, where aspiration is a symbol of its own: p t k are pinyin's
+# unaspirated b d g and pʰ tʰ kʰ are p t k. English /p t k/ are aspirated, except after s
+# (spin, stop, sky), but misaki's English notation leaves that implied, so a zh voice says
+# Python as 白森 and socket as saga. θ and ð never occur in Mandarin; a Chinese speaker
+# says s and z. Round trip of 20 zh sentences with English words × 4 zh voices, 474 → 365
+# errors (BENCHMARKS.md, issue 15 table).
+_ASPIRATED = re.compile(r"(?<![sʃ])([ptk])")
+_TO_MANDARIN = str.maketrans({"θ": "s", "ð": "z"})
 _ESPEAK_TIE = "^"
 _ESPEAK_IPA = 0x02
 _ESPEAK_USE_TIE = 0x80
@@ -288,6 +297,8 @@ class Phonemizer:
                 ps = self._zh(seg_text, owners, weights)
             elif kind == "en":
                 ps = self._espeak.kokoro(seg_text, british=british)
+                if language == "zh":
+                    ps = _ASPIRATED.sub(r"\1ʰ", ps).translate(_TO_MANDARIN)
                 _spread(ps, owners, weights)
             elif kind == "punct":
                 ps = _PUNCT[seg_text]
