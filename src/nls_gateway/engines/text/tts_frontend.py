@@ -10,7 +10,8 @@ This module owns the path from the text a client sends to the phoneme string Kok
   mapped to IPA with the tone arrows →↗↓↘ after the vowel nucleus, the notation of misaki's
   ``ZHG2P`` (legacy mode) that Kokoro v1.0 was trained on. Latin-letter runs are read as
   English by libespeak-ng (bundled by ``espeakng-loader``, driven through ctypes) and mapped
-  to Kokoro's English symbols the way misaki's espeak fallback does.
+  to Kokoro's English symbols the way misaki's espeak fallback does; for a Mandarin voice
+  they are then respelt in its notation (aspirated stops, no θ ð).
 * It also reports how many phoneme symbols each original character produced, which the
   engine uses to time per-character subtitles.
 
@@ -286,8 +287,9 @@ class Phonemizer:
 
         Args:
             text: the clause, as written by the client.
-            language: ``zh`` applies Chinese text normalisation (digits read in Chinese);
-                ``en`` leaves digits to espeak-ng (read in English).
+            language: ``zh`` applies Chinese text normalisation (digits read in Chinese)
+                and respells English words in the Mandarin notation; ``en`` leaves digits
+                to espeak-ng (read in English).
             british: read English with espeak-ng's ``en-gb`` voice.
         """
         weights = [0] * len(text)
