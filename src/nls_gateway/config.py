@@ -328,7 +328,7 @@ def is_loopback(host: str) -> bool:
 
 
 def load_engines(config: ServerConfig) -> Engines:
-    """Load the configured engines (blocking: call it in a thread).
+    """Load the configured engines, warm (blocking: call it in a thread).
 
     Real engines come from ``engines.registry``; ``scripted`` ones from
     ``nls_gateway.testing`` and are never chosen silently.
@@ -346,8 +346,15 @@ def load_engines(config: ServerConfig) -> Engines:
     from nls_gateway.engines import registry
 
     store = {"locate": modelstore.locate, "cache_dir": modelstore.cache_dir()}
+    asr = registry.load_asr(config.asr, **store)
+    # A gateway reports ready with its engines warm. An engine that loads its models on
+    # first use (Whisper: the zh model and homophone LM, ~3 s) would otherwise make the
+    # first session of a fresh process late, past ``final_deadline_s`` on a slow box.
+    preload = getattr(asr, "preload", None)
+    if callable(preload):
+        preload()
     return Engines(
-        asr=registry.load_asr(config.asr, **store),
+        asr=asr,
         vad=registry.load_vad(config.vad, **store),
         tts=registry.load_tts(config.tts, **store),
     )

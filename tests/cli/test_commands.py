@@ -341,3 +341,11 @@ async def test_token_and_credentials_against_a_gateway(gateway, capsys: pytest.C
     voices = ["voices", "--url", gw.url, "--output", "json"]
     assert await asyncio.to_thread(_in_thread, voices) == 0
     assert json.loads(capsys.readouterr().out)
+
+
+def test_the_embedded_gateway_never_refuses_its_own_work_as_overload():
+    # A command sends its file at full speed; on a slow box a final once waited 3.3 s
+    # behind the first decode and the command failed with "Instance pool exhausted!".
+    config = embedded.local_config()
+    assert config.final_deadline_s is None
+    assert config.dev_mode and config.host == "127.0.0.1"

@@ -161,3 +161,21 @@ def test_bad_vocabulary_flag():
         ServerConfig.from_args(_args("--vocabulary", "v1"), env={})
     with pytest.raises(ValueError, match="no words"):
         ServerConfig.from_args(_args("--vocabulary", "v1="), env={})
+
+
+def test_load_engines_hands_the_gateway_a_warm_asr(monkeypatch):
+    # Whisper loads its zh model and homophone LM on first use; a fresh gateway's first
+    # zh final waited ~2.5 s for them, which failed it past the 3 s deadline on slow CI.
+    from nls_gateway.config import load_engines
+    from nls_gateway.engines import registry
+
+    class LazyAsr:
+        preloaded = False
+
+        def preload(self) -> None:
+            self.preloaded = True
+
+    monkeypatch.setattr(registry, "load_asr", lambda name, **store: LazyAsr())
+    monkeypatch.setattr(registry, "load_vad", lambda name, **store: object())
+    monkeypatch.setattr(registry, "load_tts", lambda name, **store: object())
+    assert load_engines(ServerConfig()).asr.preloaded  # type: ignore[union-attr]

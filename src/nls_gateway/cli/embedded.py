@@ -24,7 +24,7 @@ from nls_gateway.engines.base import AsrEngine, TtsEngine, VadEngine
 from nls_gateway.server import Gateway, serve
 from nls_gateway.tasks.base import Engines, Project
 
-__all__ = ["APPKEYS", "EmbeddedGateway", "TOKEN", "load", "preload"]
+__all__ = ["APPKEYS", "EmbeddedGateway", "TOKEN", "load", "local_config", "preload"]
 
 TOKEN = "embedded"
 """Any token works on the embedded gateway (dev mode); this one is sent."""
@@ -74,6 +74,24 @@ def preload(
         ):
             if engine is not None:
                 _cache[(kind, name)] = engine
+
+
+def local_config() -> ServerConfig:
+    """The embedded gateway's configuration: loopback, any token, no overload refusals."""
+    # Dev mode, said explicitly: nobody else can reach 127.0.0.1, and an explicit flag
+    # keeps the config from logging its "no credentials" warning on every command.
+    return ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        credentials=Credentials(appkeys=dict(APPKEYS), dev_mode=True),
+        # Synthesis of a long text or transcription of a long file sent at full speed
+        # queues engine work; the cloud's 10 s idle rule would otherwise cut it.
+        idle_timeout=60.0,
+        # Its only client is this process: a sentence it queued behind its own is never
+        # refused as overload, however slow the machine (no final deadline).
+        final_deadline_s=None,
+        shutdown_grace=0.0,
+    )
 
 
 class EmbeddedGateway:
@@ -127,17 +145,7 @@ class EmbeddedGateway:
             OSError: no loopback port could be bound.
         """
         engines = self.engines()
-        # Dev mode, said explicitly: nobody else can reach 127.0.0.1, and an explicit flag
-        # keeps the config from logging its "no credentials" warning on every command.
-        config = ServerConfig(
-            host="127.0.0.1",
-            port=0,
-            credentials=Credentials(appkeys=dict(APPKEYS), dev_mode=True),
-            # Synthesis of a long text or transcription of a long file sent at full speed
-            # queues engine work; the cloud's 10 s idle rule would otherwise cut it.
-            idle_timeout=60.0,
-            shutdown_grace=0.0,
-        )
+        config = local_config()
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="nls-embedded-gateway", daemon=True)
         thread.start()

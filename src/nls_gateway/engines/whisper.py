@@ -284,8 +284,8 @@ class WhisperEngine:
         if language == "zh":
             context = self._zh_prompt + context
             if self._rescores:
-                # Load the LM (~1 s, once) with the first zh decode, a partial's as a rule,
-                # so that the first final does not wait for it.
+                # Unless ``preload`` ran (a gateway's engines are loaded warm), load the LM
+                # (~2 s, once) with the first zh decode, a partial's as a rule.
                 self._zh_lm.get()
         prompt: list[int] = []
         if context:

@@ -90,7 +90,7 @@ class ZhLm:
         )
 
     def get(self) -> homophones.HomophoneLm | word_lm.WordLm:
-        """The scorer, loaded on first use (~1 s; a missing trigram LM or kenlm is logged
+        """The scorer, loaded on first use (~2 s; a missing trigram LM or kenlm is logged
         once and the unigram used instead)."""
         with self._lock:
             if self._lm is None:

@@ -76,7 +76,7 @@ class HomophoneLm:
         self._reading: Any = None
 
     def load(self) -> None:
-        """Load the LM and build the index now (~1.5 s) instead of on first use.
+        """Load the LM and build the index now (~2 s) instead of on first use.
 
         Raises:
             EngineUnavailableError: kenlm, jieba or pypinyin is missing, or the LM file
