@@ -78,13 +78,13 @@ _BM = "bm_george+bm_lewis"
 # defaults get the most intelligible voice of their gender (docs/voices.md).
 _TABLE: tuple[tuple[str, str, str], ...] = (
     # General Mandarin voices (SpeechSynthesizer); xiaoyun is the NLS default.
-    ("xiaoyun", _ZF_ALL, "标准女声"),
+    ("xiaoyun", _XX_YI_BEI, "标准女声"),
     ("xiaogang", _XI_JIAN, "标准男声"),
     ("ruoxi", _XX_BEI, "温柔女声"),
-    ("siqi", _BEI_YI, "温柔女声"),
+    ("siqi", _XX_YI, "温柔女声"),
     ("sijia", "zf_xiaoyi", "标准女声"),
     ("sicheng", "zm_yunxi", "标准男声"),
-    ("aiqi", _XX_YI_BEI, "温柔女声"),
+    ("aiqi", _ZF_ALL, "温柔女声"),
     ("aijia", "zf_xiaobei", "标准女声"),
     ("aicheng", "zm_yunjian", "标准男声"),
     ("aida", _XI_YANG, "标准男声"),
@@ -99,7 +99,7 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     ("xiaomei", _BEI_NI, "甜美女声"),
     ("siyue", _XX_BEI, "温柔女声"),
     # 48 kHz "zhi*" voices.
-    ("zhiqi", _BEI_YI, "温柔女声"),
+    ("zhiqi", _XX_YI, "温柔女声"),
     ("zhitian", _BEI_NI, "甜美女声"),
     ("zhiyan", _YI_NI, "自然女声"),
     ("zhiya", "zf_xiaobei", "标准女声"),
@@ -108,10 +108,10 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     ("zhishuo", _XI_XIA, "自然男声"),
     ("zhifeng", "zm_yunjian", "多情感男声"),
     # FlowingSpeechSynthesizer (CosyVoice) "long*" voices; longxiaochun is the default.
-    ("longxiaochun", _XX_YI, "知性积极女"),
+    ("longxiaochun", _BEI_YI, "知性积极女"),
     ("longxiaoxia", "zf_xiaoyi", "沉稳权威女"),
     ("longwan", _XX_BEI, "积极知性女"),
-    ("longyue", _XX_YI_BEI, "温暖磁性女"),
+    ("longyue", _ZF_ALL, "温暖磁性女"),
     ("longcheng", "zm_yunxi", "智慧青年男"),
     ("longshu", "zm_yunjian", "沉稳青年男"),
     ("longfei", "zm_yunyang", "热血磁性男"),
