@@ -454,13 +454,12 @@ def create(
         locate: the model store's ``locate`` (local path of each :data:`MODEL_FILES`).
         threads: onnxruntime intra-op threads.
         voice_map: NLS voice name → Kokoro voice id overrides (see :mod:`.voices`).
-        preload_voices: Kokoro voices (or blends) to load (and, with a cache directory,
-            calibrate) now rather than on first use; the first is also used for a warm-up
-            synthesis.
+        preload_voices: Kokoro voices (or blends) to load now rather than on first use;
+            the first is also used for a warm-up synthesis.
             Default: those of the NLS default voices (xiaoyun, longxiaochun) and xiaogang.
         cache_dir: where to keep each voice's decoder norm statistics between processes.
-            With one, every preloaded voice is calibrated for every style row at load
-            (~15 s each once per machine, then read back); without, each voice and row is
+            With one, the first preloaded voice is calibrated for every style row at load
+            (~15 s once per machine, then read back); without, each voice and row is
             calibrated when first used (~0.9 s each, once per process).
 
     Raises:
@@ -504,12 +503,9 @@ def create(
         preload_voices = list(dict.fromkeys(table[n].engine_voice for n in names if n in table))
     for voice in preload_voices:
         engine._style(voice)
-        if cache_dir is not None:
-            # Every preloaded voice, not only the first: the FlowingSpeechSynthesizer
-            # default calibrated row by row on a fresh machine, and its first long sentence
-            # waited 3.3 s for its first audio (benchmarks/tts.py, 2026-12-07).
-            engine.calibrate_all(voice)
     if preload_voices:
+        if cache_dir is not None:
+            engine.calibrate_all(preload_voices[0])
         engine.warm_up(preload_voices[0])
     return engine
 
