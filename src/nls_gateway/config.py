@@ -348,7 +348,7 @@ def load_engines(config: ServerConfig) -> Engines:
     store = {"locate": modelstore.locate, "cache_dir": modelstore.cache_dir()}
     asr = registry.load_asr(config.asr, **store)
     # A gateway reports ready with its engines warm. An engine that loads its models on
-    # first use (Whisper: the zh model and homophone LM, ~3 s) would otherwise make the
+    # first use (Whisper: the zh model and homophone LM, ~2.5 s) would otherwise make the
     # first session of a fresh process late, past ``final_deadline_s`` on a slow box.
     preload = getattr(asr, "preload", None)
     if callable(preload):
