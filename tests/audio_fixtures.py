@@ -1,8 +1,9 @@
 """Audio fixtures made in code: real speech from ../shared/eval encoded with PyAV.
 
-Nothing binary is committed: each test encodes the few seconds it needs (WAV by hand,
-Ogg Opus / opu / mp3 / aac / amr with PyAV) and compares what the decoders return with
-the original samples via :func:`aligned_similarity`.
+Each test encodes the few seconds it needs (WAV by hand, Ogg Opus / opu / mp3 / aac with
+PyAV) and compares what the decoders return with the original samples via
+:func:`aligned_similarity`. AMR is the exception: PyAV 18 has no AMR encoder, so that clip
+is stored in ``tests/data`` (its README says how it was made).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def _frames(samples: Int16, rate: int, size: int) -> Iterator[av.AudioFrame]:
 
 
 def container_bytes(samples: Int16, rate: int, fmt: str, codec: str, frame_size: int) -> bytes:
-    """Encode int16 (mono, or planar stereo) into ``ogg``, ``mp3``, ``adts`` or ``amr``."""
+    """Encode int16 (mono, or planar stereo) into ``ogg``, ``mp3`` or ``adts``."""
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as out:
         layout = "stereo" if samples.ndim == 2 else "mono"
