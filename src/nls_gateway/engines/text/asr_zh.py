@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from nls_gateway.engines.text import digit_strings
 from nls_gateway.exception import EngineUnavailableError
 
 __all__ = [
@@ -50,8 +51,8 @@ _FULL_WIDTH = {",": "，", "?": "？", "!": "！", ";": "；", ":": "：", "(": 
 _SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{_CJK}，。！？；：、])\s+|\s+(?=[{_CJK}，。！？；：、])")
 
 _DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4}
-_DIGIT.update({"五": 5, "六": 6, "七": 7, "八": 8, "九": 9})
-_NUMERAL_RUN = re.compile(r"[零〇一二两三四五六七八九十百千万亿]+")
+_DIGIT.update({"五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "幺": 1})  # 幺: 1 in a phone number
+_NUMERAL_RUN = re.compile(r"[零〇一二两三四五六七八九幺十百千万亿]+")
 _DECIMAL = re.compile(
     r"([零〇一二两三四五六七八九十百千万亿]+)点([零〇一二三四五六七八九]+)(?![零〇一二三四五六七八九十百分钟])"
 )
@@ -219,7 +220,7 @@ def postprocess(text: str, *, language: str, punctuation: bool, itn: bool) -> st
     """Apply every rule above to one raw Whisper output."""
     text = text.strip()
     if language == "zh":
-        text = to_simplified(text)
+        text = digit_strings.repair(to_simplified(text))
         if not itn:
             # Before the punctuation rules: they would turn 12,000 into 12，000.
             text = spell_numbers(text)
