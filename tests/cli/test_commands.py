@@ -309,6 +309,37 @@ def test_models_list_pull_verify(
     assert "SHA256 MISMATCH" in capsys.readouterr().out
 
 
+def test_models_pull_of_everything_calibrates_the_default_voices(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    from nls_gateway import modelstore
+    from nls_gateway.engines import kokoro
+
+    calibrated: list[str] = []
+
+    class Engine:
+        def calibrate_all(self, voice: str) -> None:
+            calibrated.append(voice)
+
+    def create(**kwargs: object) -> Engine:
+        assert kwargs["cache_dir"] == tmp_path  # into the cache the server will read
+        return Engine()
+
+    monkeypatch.setenv("NLS_MODEL_DIR", str(tmp_path))
+    monkeypatch.setattr(modelstore, "pull", lambda model: (True, "cached"))
+    monkeypatch.setattr(kokoro, "create", create)
+    assert run(["models", "pull", "voice:zm_yunxi"]) == 0  # some files: nothing measured
+    assert not calibrated
+    assert run(["models", "pull"]) == 0
+    assert calibrated == kokoro.default_voices()
+    assert "kokoro voice statistics: zf_xiaoxiao+zf_xiaoyi+zf_xiaobei" in capsys.readouterr().out
+
+    monkeypatch.setattr(modelstore, "pull", lambda model: (False, "SHA256 MISMATCH"))
+    calibrated.clear()
+    assert run(["models", "pull"]) == 1  # a file failed: no engine is loaded from the cache
+    assert not calibrated
+
+
 # ------------------------------------------------------- credentials: token, errors
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "VOICE_SHA256",
     "KokoroEngine",
     "create",
+    "default_voices",
     "load_style",
     "load_vocab",
     "voice_file",
@@ -498,9 +499,7 @@ def create(
         cache_dir=cache_dir,
     )
     if preload_voices is None:
-        table = voice_table(voice_map)
-        names = (DEFAULT_VOICE, FLOWING_DEFAULT_VOICE, "xiaogang")
-        preload_voices = list(dict.fromkeys(table[n].engine_voice for n in names if n in table))
+        preload_voices = default_voices(voice_map)
     for voice in preload_voices:
         engine._style(voice)
     if preload_voices:
@@ -508,6 +507,14 @@ def create(
             engine.calibrate_all(preload_voices[0])
         engine.warm_up(preload_voices[0])
     return engine
+
+
+def default_voices(voice_map: Mapping[str, str] | None = None) -> list[str]:
+    """The Kokoro voices (or blends) of the NLS default voices (xiaoyun, longxiaochun) and
+    xiaogang: what :func:`create` loads at start, and ``nls models pull`` calibrates."""
+    table = voice_table(voice_map)
+    names = (DEFAULT_VOICE, FLOWING_DEFAULT_VOICE, "xiaogang")
+    return list(dict.fromkeys(table[n].engine_voice for n in names if n in table))
 
 
 def _read_norms(path: Path, count: int) -> kokoro_graph.Norms | None:
