@@ -50,8 +50,7 @@ _CJK = r"\u3400-\u9fff"
 _FULL_WIDTH = {",": "，", "?": "？", "!": "！", ";": "；", ":": "：", "(": "（", ")": "）"}
 _SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{_CJK}，。！？；：、])\s+|\s+(?=[{_CJK}，。！？；：、])")
 
-_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4}
-_DIGIT.update({"五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "幺": 1})  # 幺: 1 in a phone number
+_DIGIT = {**digit_strings.DIGIT_VALUES, "两": 2}
 _NUMERAL_RUN = re.compile(r"[零〇一二两三四五六七八九幺十百千万亿]+")
 _DECIMAL = re.compile(
     r"([零〇一二两三四五六七八九十百千万亿]+)点([零〇一二三四五六七八九]+)(?![零〇一二三四五六七八九十百分钟])"

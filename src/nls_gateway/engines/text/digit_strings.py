@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MIN_DIGITS", "repair"]
+__all__ = ["DIGIT_VALUES", "MIN_DIGITS", "repair"]
 
 MIN_DIGITS = 5
 """Digits a run needs before a character inside it is read as a digit: more than any
 number word (三山五岳, 一五一十) or date (十一月) holds, fewer than a phone number's 7."""
 
-_CHINESE = "零〇一二三四五六七八九幺"
+DIGIT_VALUES = {ch: i for i, ch in enumerate("零一二三四五六七八九")} | {"〇": 0, "幺": 1}
+"""The characters a digit string is read with, and their values (幺: 1 in a phone number)."""
+
+_CHINESE = "".join(DIGIT_VALUES)
 _ARABIC = "0123456789"
-_VALUE = {ch: i for i, ch in enumerate("零一二三四五六七八九")} | {"〇": 0, "幺": 1}
 # Characters Whisper base writes for a digit it misheard (same or nearly the same syllable:
 # 把 bǎ for 八 bā, 要 yào / 有 yǒu for 幺 yāo), each with the digit it stands for.
 _SOUNDS_LIKE = {
@@ -66,7 +68,7 @@ def _repair_run(match: re.Match[str]) -> str:
 
     def digit(ch: str) -> str:
         spoken = _SOUNDS_LIKE[ch]
-        return str(_VALUE[spoken]) if arabic else spoken
+        return str(DIGIT_VALUES[spoken]) if arabic else spoken
 
     for i in range(1, len(run) - 1):
         if not is_digit[i] and is_digit[i - 1] and is_digit[i + 1]:
@@ -82,4 +84,4 @@ def _repair_run(match: re.Match[str]) -> str:
 
 
 def _value(digit: str) -> int:
-    return int(digit) if digit in _ARABIC else _VALUE[digit]
+    return int(digit) if digit in _ARABIC else DIGIT_VALUES[digit]
