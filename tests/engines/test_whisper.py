@@ -13,7 +13,7 @@ from evaldata import load_wav, reference
 from nls_gateway import modelstore
 from nls_gateway.engines.base import AsrEngine, AsrOptions
 from nls_gateway.engines.text.asr_zh import scoring_errors
-from nls_gateway.engines.whisper import DEFAULT_BEAM_SIZE, WhisperEngine, create
+from nls_gateway.engines.whisper import DEFAULT_BEAM_SIZE, WhisperEngine, _Hypothesis, create
 from nls_gateway.engines.whisper_guards import drop_repeat, hotword_hits
 from nls_gateway.exception import EngineUnavailableError
 
@@ -162,6 +162,22 @@ def test_nbest_pick_cuts_loops_and_prefers_real_words(engine: WhisperEngine) -> 
     plain = WhisperEngine(locate=modelstore.locate, lm_weight=0)
     plain._models = engine._models
     assert plain._pick(job, output).text == "交易几乎停制的情况。"
+
+
+def test_words_show_the_repaired_digit_string(
+    engine: WhisperEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whisper wrote 把 for a misheard 八 of a phone number; the text says 八, so must the
+    # per-character words.
+    heard = "请拨打幺三把零零幺三八零零零"
+    monkeypatch.setattr(
+        engine,
+        "_pick",
+        lambda job, output: _Hypothesis(job.tokenizer.encode(heard), heard, -0.2),
+    )
+    result = engine.transcribe(load_wav(ZH2), AsrOptions(punctuation=False))
+    assert result.text == "请拨打幺三八零零幺三八零零零"
+    assert "".join(w.text for w in result.words) == result.text
 
 
 def test_nbest_pick_drops_a_character_cut_between_tokens(engine: WhisperEngine) -> None:

@@ -60,7 +60,7 @@ from nls_gateway.engines.base import (
     Locate,
     Word,
 )
-from nls_gateway.engines.text import asr_zh
+from nls_gateway.engines.text import asr_zh, digit_strings
 from nls_gateway.engines.whisper_guards import (
     MAX_INPUT_S,
     degenerate,
@@ -422,6 +422,12 @@ class WhisperEngine:
         )
         words: tuple[Word, ...] = ()
         if opts.final and opts.words and self._word_timestamps and final:
+            if job.language == "zh":
+                # postprocess repaired the text's digit strings: the words show them too.
+                simplified = asr_zh.to_simplified(text)
+                repaired = digit_strings.repair(simplified)
+                if repaired != simplified:
+                    tokens = job.tokenizer.encode(repaired)
             words = self._align(model, job, tokens, encoded, batch_index, frames)
         confidence = max(0.0, min(1.0, math.exp(avg_logprob)))
         return AsrResult(final, words, round(confidence, 3), job.language)
