@@ -29,6 +29,8 @@ def respelt(lm: HomophoneLm, text: str, keep: tuple[str, ...] = ()) -> str:
         ("中午阳光明昧，照在身上暖阳阳的。", "中午阳光明媚，照在身上暖洋洋的。"),
         # in/ing merged: 营信 (ying xin) for 银杏 (yin xing).
         ("街道旁的营信数开始落叶。", "街道旁的银杏树开始落叶。"),
+        # TTS round trips: 系 is jì in 系好, a word pypinyin's phrase table has, jieba's not.
+        ("请各位乘客记好安全带，飞机即将起飞。", "请各位乘客系好安全带，飞机即将起飞。"),
     ],
 )
 def test_homophones_are_respelt(lm: HomophoneLm, heard: str, meant: str) -> None:
@@ -47,6 +49,9 @@ def test_homophones_are_respelt(lm: HomophoneLm, heard: str, meant: str) -> None
         # Repeats stay: reduplication and spoken stutters look alike to the LM.
         "研究研究再说",
         "这个这个问题很难",
+        # Spoken numbers and digit strings: not 二林二六, not 壹零壹.
+        "会议定于二零二六年十一月二十二日下午两点召开",
+        "请拨打客服电话一三八零一零一三八零零",
     ],
 )
 def test_correct_sentences_are_left_alone(lm: HomophoneLm, correct: str) -> None:

@@ -16,7 +16,9 @@ Measured on the eval set (BENCHMARKS.md, issue 14), the tones and the context ar
 make it safe: with toneless keys a unigram LM changed 51 of 156 correct sentences
 (智能→只能, 线程→县城) and the trigram still 2 of the 13 references (阿丽→阿里); with
 toned keys no reference and none of 80 sentences of the SDK docs changes. The vocabulary
-of replacements is jieba's dictionary (words seen ≥ 3 times that the LM knows). Hot words
+of replacements is jieba's dictionary (words seen ≥ 3 times that the LM knows) and
+pypinyin's phrase table, whose words carry their readings (系好 jì hǎo, heard as 记好). Spoken
+numbers and digit strings stay as they are (the LM would write 二零二六 as 二林二六). Hot words
 (``keep``) are never rewritten, and a span with a hot word's syllables may become it.
 Repeated words are left as they are: the LM cannot tell Whisper's stutters (那么那么) from
 real ones or from reduplication (研究研究), so that is the acoustics' call, not the text's.
@@ -33,6 +35,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+from nls_gateway.engines.text.digit_strings import DIGIT_VALUES
 from nls_gateway.exception import EngineUnavailableError
 
 __all__ = ["DEFAULT_PENALTY", "HomophoneLm", "shared"]
@@ -46,6 +49,9 @@ _LN10 = math.log(10)
 _CJK_SPLIT = re.compile(r"([\u3400-\u9fff]+)")
 _CJK_WORD = re.compile(r"[\u3400-\u9fff]{2,4}")
 _COMMAS = frozenset("，、,")  # the LM context carries across these; other marks end it
+# A spoken number or digit string (二零二六, 一三八零零, 三十五) is never respelt: the LM
+# likes 二林二六 and 壹零壹 better, and a digit the ASR misheard is digit_strings' job.
+_NUMBER = re.compile(f"[{''.join(DIGIT_VALUES)}十百千万亿两]{{2,}}")
 _MIN_FREQ = 3
 _MAX_WORD = 6  # longest LM word the segmentation tries
 _BEAM = 16
@@ -132,6 +138,11 @@ class HomophoneLm:
             index: dict[tuple[str, ...], list[str]] = {}
             for word, freq in jieba.dt.FREQ.items():
                 if freq >= _MIN_FREQ and _CJK_WORD.fullmatch(word) and word in model:
+                    index.setdefault(word_reading(word), []).append(word)
+            # pypinyin lists its phrases for their readings, so it has words jieba lacks.
+            for word in PHRASES_DICT:
+                known = jieba.dt.FREQ.get(word, 0) >= _MIN_FREQ
+                if not known and _CJK_WORD.fullmatch(word) and word in model:
                     index.setdefault(word_reading(word), []).append(word)
             # Tuples of strings only: the garbage collector untracks them and the dict, so
             # its ~10^5 entries do not lengthen every full collection of the process.
@@ -261,9 +272,10 @@ def _toneless(reading: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _frozen(text: str, keep: Sequence[str]) -> list[bool]:
-    """Per character of ``text``: inside one of the ``keep`` words."""
+    """Per character of ``text``: inside one of the ``keep`` words or a spoken number."""
     mask = [False] * len(text)
-    for word in filter(None, keep):
-        for match in re.finditer(re.escape(word), text):
-            mask[match.start() : match.end()] = [True] * len(word)
+    spans = [m.span() for word in filter(None, keep) for m in re.finditer(re.escape(word), text)]
+    spans += [m.span() for m in _NUMBER.finditer(text)]
+    for start, end in spans:
+        mask[start:end] = [True] * (end - start)
     return mask
