@@ -22,6 +22,7 @@ def test_to_simplified_converts_traditional() -> None:
 def test_normalize_punctuation_full_width_and_spaces_for_zh() -> None:
     assert normalize_punctuation("我 想 问, 你好吗?", "zh") == "我想问，你好吗？"
     assert normalize_punctuation("气温3.5度.", "zh") == "气温3.5度。"
+    assert normalize_punctuation("下午14:30开会:", "zh") == "下午14:30开会："  # a clock time
     assert normalize_punctuation("Hello, world?", "en") == "Hello, world?"
 
 
@@ -146,6 +147,22 @@ def test_postprocess_spells_whisper_digits_without_itn() -> None:
     assert postprocess("It is 35 degrees.", language="en", punctuation=True, itn=False) == (
         "It is 35 degrees."
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "spelt", "written"),
+    [
+        # Whisper base writes a heard 十四点三十分 as 14.30分 after a part of the day.
+        ("下午14.30分在三楼开会", "下午十四点三十分在三楼开会", "下午14点30分在3楼开会"),
+        ("早上 8.05分出发", "早上八点零五分出发", "早上8点05分出发"),
+        # Without a part of the day, or without 分, it stays a decimal (a score, a price).
+        ("得了9.50分", "得了九点五零分", "得了9.50分"),
+        ("下午14.30在", "下午十四点三零在", "下午14.30在"),
+    ],
+)
+def test_postprocess_reads_whisper_dotted_clock_times(raw: str, spelt: str, written: str) -> None:
+    assert postprocess(raw, language="zh", punctuation=True, itn=False) == spelt
+    assert postprocess(raw, language="zh", punctuation=True, itn=True) == written
 
 
 def test_scoring_form_unifies_numerals_and_case() -> None:

@@ -5,8 +5,9 @@ traditional→simplified conversion (Whisper base drifts into traditional charac
 full-width punctuation for Chinese (Whisper emits ASCII ``,`` and ``?`` even in Chinese
 text), stripping punctuation when the client turned it off, and inverse text
 normalisation (ITN, Chinese numerals → Arabic digits) built on ``cn2an`` with guard rules
-for the cases engines.md §4 lists (``零下``, digit runs, clock times, words such as
-``一下``/``一些`` that contain a numeral but are not numbers), and its reverse for ITN off:
+for the cases engines.md §4 lists (``零下``, digit runs, clock times, also Whisper's
+``下午14.30分``, and words such as ``一下``/``一些`` that contain a numeral but are not
+numbers), and its reverse for ITN off:
 NLS then writes every number in Chinese characters, while Whisper writes digits when it
 likes (``spell_numbers``: years and codes digit by digit, quantities as numbers). It also
 owns the end mark of a finished sentence (``end_sentence``, zh and en; the recognition
@@ -58,6 +59,12 @@ _DECIMAL = re.compile(
 # A single digit becomes Arabic only before a unit that makes it a quantity or a date;
 # elsewhere (一下, 一些, 一起, 三心二意) the numeral is part of a word and stays.
 _UNITS = tuple("年月日号时点分秒岁度元块角毛米倍层楼%")
+# Whisper base writes a clock time it hears as 十四点三十分 as 14.30分 (every zh voice of
+# the TTS round trips): after a part of the day it is a time, not a decimal (a score of
+# 9.50分 has no 下午 before it), and is written 14点30分 as the spoken form says.
+_DOTTED_CLOCK = re.compile(
+    r"(?<=上午|下午|早上|晚上|中午|凌晨|傍晚|清晨|早晨|夜里)\s*([01]?\d|2[0-3])\.([0-5]\d)(?=分)"
+)
 # Words that contain a numeral run but are not numbers.
 _WORDS = ("十分", "万一", "千万", "一二线", "三四线", "百分百", "一点儿", "一会儿")
 
@@ -80,6 +87,7 @@ def normalize_punctuation(text: str, language: str) -> str:
         return text
     text = _SPACE_BETWEEN_CJK.sub("", text)
     text = "".join(_FULL_WIDTH.get(ch, ch) for ch in text)
+    text = re.sub(r"(?<=\d)：(?=\d)", ":", text)  # a clock time: 14:30, not 14：30
     text = re.sub(r"(?<!\d)\.|\.(?!\d)", "。", text)
     # Whisper base sometimes wraps a whole utterance in 《》 as if it were a title.
     if text.startswith("《") and text.count("《") == 1 and text.rstrip("。").endswith("》"):
@@ -220,6 +228,7 @@ def postprocess(text: str, *, language: str, punctuation: bool, itn: bool) -> st
     text = text.strip()
     if language == "zh":
         text = digit_strings.repair(to_simplified(text))
+        text = _DOTTED_CLOCK.sub(r"\1点\2", text)
         if not itn:
             # Before the punctuation rules: they would turn 12,000 into 12，000.
             text = spell_numbers(text)
