@@ -20,6 +20,9 @@ from nls_gateway.engines.text.digit_strings import repair
         # written in Arabic digits: the repaired digit is one too
         ("要3800138000", "13800138000"),
         ("138把0138000", "13880138000"),
+        # a temperature below zero (three zh voices' 零下五摄氏度)
+        ("明天最低气温零下午摄氏度，请注意保暖。", "明天最低气温零下五摄氏度，请注意保暖。"),
+        ("零下十午度", "零下十五度"),
     ],
 )
 def test_a_same_sounding_character_inside_a_digit_string_is_the_digit(
@@ -41,6 +44,8 @@ def test_a_same_sounding_character_inside_a_digit_string_is_the_digit(
         "一是一，二是二",
         "我有三个苹果",
         "要五千元",
+        "零下几度",  # not a number: nothing to repair
+        "气温零下是多少度",
     ],
 )
 def test_words_around_or_among_few_digits_stay(text: str) -> None:

@@ -13,6 +13,9 @@ character only when it turns the run into the 11 digits of a mainland mobile num
 (1, then 3–9). Anything at a run's edge stays as it is, since there it is usually a word
 of the sentence: 请把一三八… is "please (take) 138…", 我要一三八… "I want 138…".
 
+The same holds for a temperature below zero: between 零下 and 度 (or 摄氏度) a
+same-sounding character is the digit (零下午摄氏度 → 零下五摄氏度).
+
 Where the run is written in Arabic digits, a repaired digit is written as one too
 (要3800138000 → 13800138000). ITN (``asr_zh.inverse_normalize``) reads 幺 as 1.
 """
@@ -54,8 +57,18 @@ _RUN = re.compile(f"[{_CHINESE}{_ARABIC}{''.join(_SOUNDS_LIKE)}]+")
 _MOBILE_LENGTH = 11
 
 
+# A temperature below zero: between 零下 and 度 only a number can stand (零下午摄氏度 is
+# 零下五摄氏度, heard so from three of the five zh voices of the TTS round trips).
+_BELOW_ZERO = re.compile(
+    f"(?<=零下)[{_CHINESE}十{''.join(ch for ch, d in _SOUNDS_LIKE.items() if d != '幺')}]{{1,3}}"
+    "(?=摄氏度|度)"
+)
+
+
 def repair(text: str) -> str:
-    """``text`` with the misheard digits of its spoken digit strings written as digits."""
+    """``text`` with the misheard digits of its spoken digit strings and of a temperature
+    below zero written as digits."""
+    text = _BELOW_ZERO.sub(lambda m: "".join(_SOUNDS_LIKE.get(ch, ch) for ch in m.group()), text)
     return _RUN.sub(_repair_run, text)
 
 
