@@ -15,7 +15,10 @@ likelier sentence. The search is a beam over word segmentations, a few ms a sent
 Measured on the eval set (BENCHMARKS.md, issue 14), the tones and the context are what
 make it safe: with toneless keys a unigram LM changed 51 of 156 correct sentences
 (智能→只能, 线程→县城) and the trigram still 2 of the 13 references (阿丽→阿里); with
-toned keys no reference and none of 80 sentences of the SDK docs changes. The vocabulary
+toned keys no reference and none of 80 sentences of the SDK docs changes (of 169 lines
+of the SDK docs with Chinese, tables and Latin words included, 2 do: 管控台将Appkey →
+江, pong包超时 → 包抄时; the LM likes 台江 and 包抄 better, with or without an unknown
+word for the Latin one after them). The vocabulary
 of replacements is jieba's dictionary (words seen ≥ 3 times that the LM knows) and
 pypinyin's phrase table, whose words carry their readings (系好 jì hǎo, heard as 记好). Spoken
 numbers and digit strings stay as they are (the LM would write 二零二六 as 二林二六). Hot words
