@@ -52,7 +52,7 @@ _FULL_WIDTH = {",": "，", "?": "？", "!": "！", ";": "；", ":": "：", "(": 
 _SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{_CJK}，。！？；：、])\s+|\s+(?=[{_CJK}，。！？；：、])")
 
 _DIGIT = {**digit_strings.DIGIT_VALUES, "两": 2}
-_NUMERAL_RUN = re.compile(r"[零〇一二两三四五六七八九幺十百千万亿]+")
+_NUMERAL_RUN = re.compile(f"[{digit_strings.NUMERALS}]+")
 _DECIMAL = re.compile(
     r"([零〇一二两三四五六七八九十百千万亿]+)点([零〇一二三四五六七八九]+)(?![零〇一二三四五六七八九十百分钟])"
 )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["DIGIT_VALUES", "MIN_DIGITS", "repair"]
+__all__ = ["DIGIT_VALUES", "MIN_DIGITS", "NUMERALS", "repair"]
 
 MIN_DIGITS = 5
 """Digits a run needs before a character inside it is read as a digit: more than any
@@ -32,6 +32,9 @@ number word (三山五岳, 一五一十) or date (十一月) holds, fewer than a
 
 DIGIT_VALUES = {ch: i for i, ch in enumerate("零一二三四五六七八九")} | {"〇": 0, "幺": 1}
 """The characters a digit string is read with, and their values (幺: 1 in a phone number)."""
+
+NUMERALS = "".join(DIGIT_VALUES) + "两十百千万亿"
+"""Every character a number is spoken with: the digits and the counting words."""
 
 _CHINESE = "".join(DIGIT_VALUES)
 _ARABIC = "0123456789"

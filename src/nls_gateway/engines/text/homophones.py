@@ -18,13 +18,13 @@ make it safe: with toneless keys a unigram LM changed 51 of 156 correct sentence
 toned keys no reference and none of 80 sentences of the SDK docs changes (of 169 lines
 of the SDK docs with Chinese, tables and Latin words included, 2 do: 管控台将Appkey →
 江, pong包超时 → 包抄时; the LM likes 台江 and 包抄 better, with or without an unknown
-word for the Latin one after them). The vocabulary
-of replacements is jieba's dictionary (words seen ≥ 3 times that the LM knows) and
-pypinyin's phrase table, whose words carry their readings (系好 jì hǎo, heard as 记好). Spoken
-numbers and digit strings stay as they are (the LM would write 二零二六 as 二林二六). Hot words
-(``keep``) are never rewritten, and a span with a hot word's syllables may become it.
-Repeated words are left as they are: the LM cannot tell Whisper's stutters (那么那么) from
-real ones or from reduplication (研究研究), so that is the acoustics' call, not the text's.
+word for the Latin one after them). The vocabulary of replacements is jieba's dictionary
+(words seen ≥ 3 times that the LM knows) and pypinyin's phrase table, whose words carry
+their readings (系好 jì hǎo, heard as 记好). Spoken numbers and digit strings stay as they
+are (the LM would write 二零二六 as 二林二六). Hot words (``keep``) are never rewritten,
+and a span with a hot word's syllables may become it. Repeated words are left as they
+are: the LM cannot tell Whisper's stutters (那么那么) from real ones or from reduplication
+(研究研究), so that is the acoustics' call, not the text's.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from nls_gateway.engines.text.digit_strings import DIGIT_VALUES
+from nls_gateway.engines.text.digit_strings import NUMERALS
 from nls_gateway.exception import EngineUnavailableError
 
 __all__ = ["DEFAULT_PENALTY", "HomophoneLm", "shared"]
@@ -54,7 +54,7 @@ _CJK_WORD = re.compile(r"[\u3400-\u9fff]{2,4}")
 _COMMAS = frozenset("，、,")  # the LM context carries across these; other marks end it
 # A spoken number or digit string (二零二六, 一三八零零, 三十五) is never respelt: the LM
 # likes 二林二六 and 壹零壹 better, and a digit the ASR misheard is digit_strings' job.
-_NUMBER = re.compile(f"[{''.join(DIGIT_VALUES)}十百千万亿两]{{2,}}")
+_NUMBER = re.compile(f"[{NUMERALS}]{{2,}}")
 _MIN_FREQ = 3
 _MAX_WORD = 6  # longest LM word the segmentation tries
 _BEAM = 16
@@ -139,13 +139,11 @@ class HomophoneLm:
             jieba.setLogLevel(logging.WARNING)  # not "Building prefix dict…" on stderr
             jieba.dt.check_initialized()
             index: dict[tuple[str, ...], list[str]] = {}
-            for word, freq in jieba.dt.FREQ.items():
-                if freq >= _MIN_FREQ and _CJK_WORD.fullmatch(word) and word in model:
-                    index.setdefault(word_reading(word), []).append(word)
-            # pypinyin lists its phrases for their readings, so it has words jieba lacks.
-            for word in PHRASES_DICT:
-                known = jieba.dt.FREQ.get(word, 0) >= _MIN_FREQ
-                if not known and _CJK_WORD.fullmatch(word) and word in model:
+            # jieba's common words, then pypinyin's phrases (listed for their readings, so
+            # it has words jieba lacks), each once.
+            common = (word for word, freq in jieba.dt.FREQ.items() if freq >= _MIN_FREQ)
+            for word in dict.fromkeys([*common, *PHRASES_DICT]):
+                if _CJK_WORD.fullmatch(word) and word in model:
                     index.setdefault(word_reading(word), []).append(word)
             # Tuples of strings only: the garbage collector untracks them and the dict, so
             # its ~10^5 entries do not lengthen every full collection of the process.
